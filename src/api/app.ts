@@ -1,0 +1,51 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics/registry.js';
+import type { RoomService } from '../pools/rooms/service.js';
+import type { StateStore } from '../store/store.js';
+import { bearerAuth } from './auth.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { roomRoutes } from './routes/rooms.js';
+import { serverRoutes } from './routes/servers.js';
+import { systemRoutes } from './routes/system.js';
+
+export interface ApiDeps {
+  store: StateStore;
+  rooms: RoomService;
+  metrics: Metrics;
+  logger: Logger;
+  authToken?: string;
+  version: string;
+}
+
+/** The control-plane HTTP API: thin routes over the pools, OpenAPI from the route schemas. */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // Per-request log lines cost more than a placement at load; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  app.addHook('onRequest', bearerAuth(deps.authToken));
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Switchboard', description: 'Load balancer for real-time media infrastructure.', version: deps.version },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/API' });
+
+  await app.register(roomRoutes, { rooms: deps.rooms });
+  await app.register(serverRoutes, { rooms: deps.rooms });
+  await app.register(systemRoutes, { store: deps.store, metrics: deps.metrics, version: deps.version });
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,44 @@
+import { initialHealth } from './health.js';
+import type { Placement, Server, ServerRegistration } from './model.js';
+
+/** The server record a registration creates. Pure: the caller supplies the time and the epoch. */
+export function newServer(reg: ServerRegistration, now: number, epoch: string): Server {
+  const server: Server = {
+    id: reg.id,
+    kind: reg.kind,
+    serviceUrl: reg.serviceUrl,
+    endpoints: reg.endpoints ?? {},
+    capacity: reg.capacity,
+    reserved: 0,
+    weight: reg.weight ?? 100,
+    labels: reg.labels ?? {},
+    adminState: 'active',
+    health: initialHealth(reg.initialHealth, now),
+    attributes: reg.attributes ?? {},
+    registeredAt: now,
+    lastHeartbeat: now,
+    epoch,
+    rev: 1,
+  };
+  if (reg.region !== undefined) server.region = reg.region;
+  if (reg.healthPath !== undefined) server.healthPath = reg.healthPath;
+  return server;
+}
+
+/** A placement record for a reservation on `server`. */
+export function newPlacement(
+  server: Pick<Server, 'id' | 'epoch'>,
+  request: { placementId: string; units: number; notifyUri?: string; attributes?: Placement['attributes']; now: number },
+): Placement {
+  const placement: Placement = {
+    id: request.placementId,
+    serverId: server.id,
+    serverEpoch: server.epoch,
+    units: request.units,
+    state: 'pending',
+    createdAt: request.now,
+    attributes: request.attributes ?? {},
+  };
+  if (request.notifyUri !== undefined) placement.notifyUri = request.notifyUri;
+  return placement;
+}

@@ -1,0 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
+import { roomUnits, sfuCapacity } from '../../core/capacity.js';
+import type { LostPlacement, Placement, Server } from '../../core/model.js';
+import { AppError, notFound } from '../../errors.js';
+import type { Metrics } from '../../metrics/registry.js';
+import { StoreUnavailableError, type StateStore } from '../../store/store.js';
+import type { Notifier } from '../notifier.js';
+import { createRoomOnServer, describeFailure } from './media-client.js';
+
+export const ROOMS_POOL = 'rooms';
+
+export interface RegisterInput {
+  serverId: string;
+  serviceUrl: string;
+  workers: number;
+  /** Overrides `workers × consumersPerWorker`. */
+  capacity?: number;
+  region?: string;
+  labels?: Record<string, string>;
+  wsUrl?: string;
+  healthPath?: string;
+  weight?: number;
+}
+
+export interface CreateRoomInput {
+  roomId?: string;
+  eventNotificationUri?: string;
+  maxPeerCount?: number;
+  region?: string;
+}
+
+export type RoomAnswer = Record<string, unknown>;
+
+export interface RoomServiceDeps {
+  store: StateStore;
+  config: Config['rooms'];
+  notifier: Notifier;
+  metrics: Metrics;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/**
+ * Rooms on SFUs (seed 000): servers register with a number of workers, rooms are placed on the
+ * healthy, active server with the most free capacity, created there, and kept there until closed.
+ */
+export class RoomService {
+  private readonly inflight = new Map<string, Promise<RoomAnswer>>();
+  private readonly now: () => number;
+
+  constructor(private readonly d: RoomServiceDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  async register(input: RegisterInput): Promise<Server> {
+    const { server, lost } = await this.d.store.registerServer(
+      ROOMS_POOL,
+      {
+        id: input.serverId,
+        kind: 'sfu',
+        serviceUrl: input.serviceUrl,
+        capacity: input.capacity ?? sfuCapacity(input.workers, this.d.config.consumersPerWorker),
+        endpoints: input.wsUrl ? { ws: input.wsUrl } : {},
+        attributes: { workers: input.workers },
+        initialHealth: 'healthy',
+        ...(input.region !== undefined ? { region: input.region } : {}),
+        ...(input.labels !== undefined ? { labels: input.labels } : {}),
+        ...(input.healthPath !== undefined ? { healthPath: input.healthPath } : {}),
+        ...(input.weight !== undefined ? { weight: input.weight } : {}),
+      },
+      this.now(),
+    );
+    this.lost(lost);
+    return server;
+  }
+
+  async heartbeat(serverId: string, load: Record<string, number> | undefined): Promise<Server> {
+    let reported: Record<string, number> | undefined;
+    if (load) {
+      reported = { ...load };
+      if (load.consumers !== undefined) reported.units = load.consumers;
+    }
+    const server = await this.d.store.heartbeat(ROOMS_POOL, serverId, reported, this.now());
+    if (!server) throw new AppError(404, 'unknown_server', `server "${serverId}" is not registered: POST /register first`, { field: 'serverId', reason: 'not registered' });
+    return server;
+  }
+
+  async deregister(serverId: string): Promise<Server> {
+    const { server, lost } = await this.d.store.deregisterServer(ROOMS_POOL, serverId);
+    if (!server) throw notFound('server', 'id', serverId);
+    this.lost(lost);
+    return server;
+  }
+
+  async setAdminState(serverId: string, state: Server['adminState']): Promise<Server> {
+    const server = await this.d.store.setAdminState(ROOMS_POOL, serverId, state);
+    if (!server) throw notFound('server', 'id', serverId);
+    return server;
+  }
+
+  listServers(): Server[] {
+    return this.d.store.listServers(ROOMS_POOL);
+  }
+
+  getServer(serverId: string): Server {
+    const server = this.d.store.getServer(ROOMS_POOL, serverId);
+    if (!server) throw notFound('server', 'id', serverId);
+    return server;
+  }
+
+  roomCount(serverId: string): number {
+    return this.d.store.listPlacements(ROOMS_POOL, serverId).length;
+  }
+
+  getRoom(roomId: string): Placement {
+    const room = this.d.store.getPlacement(ROOMS_POOL, roomId);
+    if (!room) throw notFound('room', 'roomId', roomId);
+    return room;
+  }
+
+  /**
+   * Places a room, or returns the existing placement of that roomId. Concurrent requests for one
+   * roomId on this instance share one creation; on other instances they wait for it.
+   */
+  createRoom(input: CreateRoomInput): Promise<RoomAnswer> {
+    const roomId = input.roomId ?? randomUUID();
+    const running = this.inflight.get(roomId);
+    if (running) return running;
+    const started = performance.now();
+    const p = this.place(roomId, input)
+      .then((answer) => {
+        this.d.metrics.placementDuration.observe({ pool: ROOMS_POOL, outcome: 'ok' }, (performance.now() - started) / 1000);
+        return answer;
+      })
+      .catch((err: unknown) => {
+        this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'failed' });
+        this.d.metrics.placementDuration.observe({ pool: ROOMS_POOL, outcome: 'failed' }, (performance.now() - started) / 1000);
+        if (err instanceof StoreUnavailableError) this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'store_unavailable' });
+        throw err;
+      })
+      .finally(() => this.inflight.delete(roomId));
+    this.inflight.set(roomId, p);
+    return p;
+  }
+
+  async closeRoom(serverId: string, roomId: string): Promise<Placement> {
+    const result = await this.d.store.release(ROOMS_POOL, roomId, serverId);
+    if (result.outcome === 'not-found') throw notFound('room', 'roomId', roomId);
+    if (result.outcome === 'wrong-server') {
+      throw new AppError(409, 'wrong_server', `room "${roomId}" is placed on "${result.placement.serverId}", not on "${serverId}"`, {
+        field: 'serverId',
+        reason: 'room is on another server',
+      });
+    }
+    return result.placement;
+  }
+
+  /** Releases placements whose server went away and tells their owners. */
+  lost(lost: LostPlacement[]): void {
+    for (const { placement, reason } of lost) {
+      this.d.metrics.placementsLost.inc({ pool: ROOMS_POOL, reason });
+      this.d.logger?.warn({ roomId: placement.id, serverId: placement.serverId, reason }, 'room lost');
+      if (placement.notifyUri) {
+        this.d.notifier.send({ url: placement.notifyUri, body: { event: 'room-lost', roomId: placement.id, serverId: placement.serverId, reason } });
+      }
+    }
+  }
+
+  private async place(roomId: string, input: CreateRoomInput): Promise<RoomAnswer> {
+    const { store, config } = this.d;
+    const maxPeerCount = input.maxPeerCount ?? config.defaultMaxPeerCount;
+    const units = roomUnits(maxPeerCount, config.consumersPerPeerPair);
+    const deadline = this.now() + config.createTimeoutMs * (config.maxAttempts + 1);
+    const exclude: string[] = [];
+    const failures: { serverId: string; error: string }[] = [];
+    while (failures.length < config.maxAttempts) {
+      const result = await store.reserve(ROOMS_POOL, {
+        placementId: roomId,
+        units,
+        policy: config.policy,
+        exclude,
+        now: this.now(),
+        attributes: { maxPeerCount, ...(input.region ? { region: input.region } : {}) },
+        ...(input.region ? { region: input.region } : {}),
+        ...(input.eventNotificationUri ? { notifyUri: input.eventNotificationUri } : {}),
+      });
+      if (result.outcome === 'existing') {
+        const answer = await this.awaitReady(result.placement, deadline);
+        if (answer) {
+          this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'existing' });
+          return answer;
+        }
+        continue; // its creation failed meanwhile: try to place it ourselves
+      }
+      if (result.outcome === 'no-capacity') {
+        this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'no_capacity' });
+        if (failures.length > 0) break;
+        throw new AppError(503, 'no_capacity', `no healthy, active server has room for ${units} consumers (maxPeerCount ${maxPeerCount})`, {
+          units,
+        });
+      }
+      const { placement } = result;
+      const server = store.getServer(ROOMS_POOL, placement.serverId);
+      try {
+        if (!server) throw new Error('server deregistered during placement');
+        const body = { maxPeerCount, ...(input.eventNotificationUri ? { eventNotificationUri: input.eventNotificationUri } : {}) };
+        const answer = await createRoomOnServer(server.serviceUrl, roomId, body, config.createTimeoutMs);
+        if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer))) throw new Error('server left the pool while the room was created');
+        this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'created' });
+        return answer;
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) throw err;
+        const error = describeFailure(err, config.createTimeoutMs);
+        failures.push({ serverId: placement.serverId, error });
+        exclude.push(placement.serverId);
+        this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'server_error' });
+        this.d.logger?.warn({ roomId, serverId: placement.serverId, error }, 'room creation failed on server; trying another');
+        await store.release(ROOMS_POOL, roomId, placement.serverId);
+      }
+    }
+    throw new AppError(502, 'room_create_failed', `no media server accepted room "${roomId}"`, { attempts: failures });
+  }
+
+  /**
+   * Waits until a placement being created by another instance is ready. Undefined if it was
+   * released instead (its creation failed there), so the caller can place it itself. (Requests
+   * for the same roomId on this instance never get here: createRoom shares one promise.)
+   */
+  private awaitReady(placement: Placement, deadline: number): Promise<RoomAnswer | undefined> {
+    if (placement.state === 'ready' && placement.data) return Promise.resolve(placement.data);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        reject(new AppError(504, 'placement_timeout', `room "${placement.id}" is still being created by another instance; try again`));
+      }, Math.max(0, deadline - this.now()));
+      const check = () => {
+        const current = this.d.store.getPlacement(ROOMS_POOL, placement.id);
+        if (current && !(current.state === 'ready' && current.data)) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(current?.data);
+      };
+      const unsubscribe = this.d.store.subscribe((e) => {
+        if (e.type === 'resync' || ((e.type === 'placement' || e.type === 'placement-removed') && e.placement.id === placement.id)) check();
+      });
+      check();
+    });
+  }
+}

@@ -1,0 +1,95 @@
+import type { Logger } from 'pino';
+import { healthChanged, nextHealth, type HealthThresholds, type ProbeOutcome } from '../core/health.js';
+import type { LostPlacement, Server } from '../core/model.js';
+import type { StateStore } from '../store/store.js';
+
+export interface HealthCheckerOptions {
+  store: StateStore;
+  pool: string;
+  /** This instance's identity, for probe leases. */
+  instanceId: string;
+  intervalMs: number;
+  thresholds: HealthThresholds;
+  /** Placements on a server unhealthy for this long are released (0 = at once). */
+  lostAfterMs: number;
+  concurrency: number;
+  probe: (server: Server) => Promise<ProbeOutcome>;
+  onLost: (lost: LostPlacement[]) => void;
+  onProbe?: (server: Server, outcome: ProbeOutcome) => void;
+  logger?: Logger;
+}
+
+/**
+ * Active health checking for one pool. Every interval it takes the leases of the servers it is to
+ * probe — with several instances on one Redis each server is probed by one instance at a time,
+ * and another takes over when that one stops renewing — probes them, runs each outcome through
+ * the health state machine, and writes back only what changed.
+ */
+export class HealthChecker {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+
+  constructor(private readonly o: HealthCheckerOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(this.o.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      const started = Date.now();
+      this.running = this.round()
+        .catch((err: Error) => this.o.logger?.warn({ err: err.message, pool: this.o.pool }, 'health check round failed'))
+        .finally(() => {
+          this.running = undefined;
+          this.schedule(Math.max(0, this.o.intervalMs - (Date.now() - started)));
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** One probe round; public so tests and tools can run one without waiting. */
+  async round(): Promise<void> {
+    const { store, pool } = this.o;
+    const servers = store.listServers(pool).filter((s) => s.adminState !== 'maint');
+    if (servers.length === 0 || !store.available()) return;
+    // A lease outlives two rounds, so a holder that misses one round keeps it, and a dead
+    // holder's servers are taken over within about two intervals.
+    const held = new Set(await store.acquireLeases(pool, this.o.instanceId, servers.map((s) => s.id), this.o.intervalMs * 2 + 1000));
+    const mine = servers.filter((s) => held.has(s.id));
+    let next = 0;
+    const worker = async () => {
+      while (next < mine.length && !this.stopped) await this.check(mine[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, mine.length) }, worker));
+  }
+
+  private async check(server: Server): Promise<void> {
+    const { store, pool } = this.o;
+    const outcome = await this.o.probe(server);
+    this.o.onProbe?.(server, outcome);
+    // Re-read: the server may have changed (or re-registered) while the probe ran.
+    const current = store.getServer(pool, server.id);
+    if (!current || current.epoch !== server.epoch) return;
+    const health = nextHealth(current.health, outcome, this.o.thresholds);
+    if (healthChanged(current.health, health)) {
+      await store.recordHealth(pool, server.id, server.epoch, health);
+      if (health.status !== current.health.status) {
+        this.o.logger?.info({ pool, server: server.id, health: health.status, error: health.lastError }, `server ${health.status}`);
+      }
+    }
+    if (health.status === 'unhealthy' && outcome.at - health.since >= this.o.lostAfterMs && store.listPlacements(pool, server.id).length > 0) {
+      const lost = await store.releaseServerPlacements(pool, server.id, server.epoch, 'server-unhealthy');
+      if (lost.length > 0) this.o.onLost(lost);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+import { performance } from 'node:perf_hooks';
+import { request, type Dispatcher } from 'undici';
+import type { ProbeOutcome } from '../core/health.js';
+
+/** Joins a base URL (which may carry a path prefix) and an absolute path. */
+export function joinUrl(base: string, path: string): string {
+  return base.replace(/\/+$/, '') + (path.startsWith('/') ? path : `/${path}`);
+}
+
+/**
+ * HTTP health probe (seed 000): `GET url`; 200 is healthy, anything else — another status, a
+ * connection error, no answer within `timeoutMs` — is not.
+ */
+export async function probeHttp(url: string, timeoutMs: number, dispatcher?: Dispatcher): Promise<ProbeOutcome> {
+  const started = performance.now();
+  const at = () => Date.now();
+  try {
+    const res = await request(url, {
+      method: 'GET',
+      signal: AbortSignal.timeout(timeoutMs),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      headers: { 'user-agent': 'switchboard-health-check' },
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+    await res.body.dump();
+    const latencyMs = performance.now() - started;
+    if (res.statusCode === 200) return { ok: true, at: at(), latencyMs };
+    return { ok: false, at: at(), latencyMs, error: `HTTP ${res.statusCode}` };
+  } catch (err) {
+    const latencyMs = performance.now() - started;
+    const e = err as Error & { code?: string };
+    const error = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${timeoutMs} ms` : (e.code ?? e.message);
+    return { ok: false, at: at(), latencyMs, error };
+  }
+}

@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { freeUnits } from '../core/capacity.js';
+import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../core/model.js';
+import { policies } from '../core/policies/index.js';
+import { newPlacement, newServer } from '../core/server.js';
+import type { ReleaseResult, ReserveRequest, ReserveResult, StateStore, StoreEvent } from './store.js';
+import { PoolViews, type PoolView } from './view.js';
+
+/**
+ * The default store: one instance, state in process memory. Every method runs to completion
+ * without yielding before it changes anything, which is what makes each write atomic here.
+ */
+export class MemoryStore implements StateStore {
+  readonly kind = 'memory' as const;
+  private readonly views = new PoolViews();
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private readonly leases = new Map<string, { holder: string; until: number }>();
+
+  constructor(private readonly random: () => number = Math.random) {}
+
+  async start(): Promise<void> {}
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+  available(): boolean {
+    return true;
+  }
+
+  async registerServer(pool: string, registration: ServerRegistration, now: number): Promise<{ server: Server; lost: LostPlacement[] }> {
+    const view = this.views.get(pool);
+    const previous = view.servers.get(registration.id);
+    const lost = previous ? this.dropPlacements(pool, view, previous.id, 'server-restarted') : [];
+    const server = newServer(registration, now, randomUUID());
+    if (previous) server.rev = previous.rev + 1;
+    view.putServer(server);
+    this.emit({ type: 'server', pool, server });
+    return { server, lost };
+  }
+
+  async deregisterServer(pool: string, id: string): Promise<{ server?: Server; lost: LostPlacement[] }> {
+    const view = this.views.get(pool);
+    const server = view.servers.get(id);
+    if (!server) return { lost: [] };
+    const lost = this.dropPlacements(pool, view, id, 'server-deregistered');
+    view.deleteServer(id);
+    this.emit({ type: 'server-removed', pool, id });
+    return { server: { ...server, reserved: 0 }, lost };
+  }
+
+  async heartbeat(pool: string, id: string, load: ReportedLoad | undefined, now: number): Promise<Server | undefined> {
+    return this.update(pool, id, (s) => {
+      s.lastHeartbeat = now;
+      if (load) s.reported = load;
+    });
+  }
+
+  async setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined> {
+    return this.update(pool, id, (s) => {
+      s.adminState = state;
+    });
+  }
+
+  async recordHealth(pool: string, id: string, epoch: string, health: HealthState): Promise<Server | undefined> {
+    if (this.views.get(pool).servers.get(id)?.epoch !== epoch) return undefined;
+    return this.update(pool, id, (s) => {
+      s.health = health;
+    });
+  }
+
+  async releaseServerPlacements(pool: string, id: string, epoch: string, reason: LossReason): Promise<LostPlacement[]> {
+    const view = this.views.get(pool);
+    if (view.servers.get(id)?.epoch !== epoch) return [];
+    return this.dropPlacements(pool, view, id, reason);
+  }
+
+  getServer(pool: string, id: string): Server | undefined {
+    return this.views.get(pool).servers.get(id);
+  }
+
+  listServers(pool: string): Server[] {
+    return [...this.views.get(pool).servers.values()];
+  }
+
+  async reserve(pool: string, request: ReserveRequest): Promise<ReserveResult> {
+    const view = this.views.get(pool);
+    const existing = view.placements.get(request.placementId);
+    if (existing) return { outcome: 'existing', placement: existing };
+    const selection = { units: request.units, region: request.region, exclude: new Set(request.exclude ?? []) };
+    const server = policies[request.policy]([...view.servers.values()], selection, this.random);
+    if (!server || freeUnits(server) < request.units) return { outcome: 'no-capacity' };
+    const placement = newPlacement(server, request);
+    view.putPlacement(placement);
+    this.replaceServer(pool, view, { ...server, reserved: server.reserved + request.units, rev: server.rev + 1 });
+    this.emit({ type: 'placement', pool, placement });
+    return { outcome: 'reserved', placement };
+  }
+
+  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>): Promise<Placement | undefined> {
+    const view = this.views.get(pool);
+    const current = view.placements.get(placementId);
+    if (!current || current.serverId !== serverId) return undefined;
+    const placement: Placement = { ...current, state: 'ready', data };
+    view.putPlacement(placement);
+    this.emit({ type: 'placement', pool, placement });
+    return placement;
+  }
+
+  async release(pool: string, placementId: string, serverId?: string): Promise<ReleaseResult> {
+    const view = this.views.get(pool);
+    const placement = view.placements.get(placementId);
+    if (!placement) return { outcome: 'not-found' };
+    if (serverId !== undefined && placement.serverId !== serverId) return { outcome: 'wrong-server', placement };
+    this.removePlacement(pool, view, placement);
+    return { outcome: 'released', placement };
+  }
+
+  getPlacement(pool: string, id: string): Placement | undefined {
+    return this.views.get(pool).placements.get(id);
+  }
+
+  listPlacements(pool: string, serverId?: string): Placement[] {
+    const view = this.views.get(pool);
+    return serverId === undefined ? [...view.placements.values()] : view.placementsOf(serverId);
+  }
+
+  async acquireLeases(pool: string, holder: string, ids: string[], ttlMs: number): Promise<string[]> {
+    const now = Date.now();
+    const held: string[] = [];
+    for (const id of ids) {
+      const key = `${pool}\u0000${id}`;
+      const lease = this.leases.get(key);
+      if (!lease || lease.holder === holder || lease.until <= now) {
+        this.leases.set(key, { holder, until: now + ttlMs });
+        held.push(id);
+      }
+    }
+    return held;
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private update(pool: string, id: string, change: (server: Server) => void): Server | undefined {
+    const view = this.views.get(pool);
+    const current = view.servers.get(id);
+    if (!current) return undefined;
+    const server: Server = { ...current, rev: current.rev + 1 };
+    change(server);
+    this.replaceServer(pool, view, server);
+    return server;
+  }
+
+  private replaceServer(pool: string, view: PoolView, server: Server): void {
+    view.putServer(server);
+    this.emit({ type: 'server', pool, server });
+  }
+
+  private removePlacement(pool: string, view: PoolView, placement: Placement): void {
+    view.deletePlacement(placement.id);
+    const server = view.servers.get(placement.serverId);
+    if (server) {
+      this.replaceServer(pool, view, { ...server, reserved: Math.max(0, server.reserved - placement.units), rev: server.rev + 1 });
+    }
+    this.emit({ type: 'placement-removed', pool, placement });
+  }
+
+  private dropPlacements(pool: string, view: PoolView, serverId: string, reason: LossReason): LostPlacement[] {
+    return view.placementsOf(serverId).map((placement) => {
+      this.removePlacement(pool, view, placement);
+      return { placement, reason };
+    });
+  }
+
+  private emit(event: StoreEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+}

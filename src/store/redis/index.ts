@@ -1,0 +1,469 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../../core/model.js';
+import { policies, rank } from '../../core/policies/index.js';
+import { newPlacement, newServer } from '../../core/server.js';
+import type { ReleaseResult, ReserveRequest, ReserveResult, StateStore, StoreEvent } from '../store.js';
+import { StoreUnavailableError } from '../store.js';
+import { PoolViews, type PoolView } from '../view.js';
+import { createRedisClient, describeRedis, type RedisClient, type RedisConnectionConfig } from './connection.js';
+
+const scriptNames = ['register', 'deregister', 'update', 'reserve', 'confirm', 'release', 'drop', 'leases', 'snapshot', 'restore'] as const;
+type ScriptName = (typeof scriptNames)[number];
+
+function loadScripts(): Record<ScriptName, string> {
+  const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  const common = read('common');
+  return Object.fromEntries(scriptNames.map((n) => [n, `${common}\n${read(n)}`])) as Record<ScriptName, string>;
+}
+
+/** What the Lua scripts publish on `<prefix>:{<pool>}:events`. */
+type WireEvent = { seq: number } & (
+  | { t: 'server'; server: Server; dropped: string[] }
+  | { t: 'server-removed'; id: string; dropped: string[] }
+  | { t: 'reserve'; serverId: string; reserved: number; placement: Placement }
+  | { t: 'confirm'; placement: Placement }
+  | { t: 'release'; id: string; serverId: string; reserved: number }
+  | { t: 'drop'; serverId: string; dropped: string[] }
+  | { t: 'resync' }
+);
+
+interface PoolSync {
+  /** Sequence number of the last change applied to the local view. */
+  applied: number;
+  /** Identity of the Redis data set; a new one after a restart means the data was lost. */
+  generation: string;
+  resyncing: Promise<void> | undefined;
+  pending: WireEvent[];
+  waiters: { seq: number; resolve: () => void }[];
+}
+
+export interface RedisStoreOptions {
+  connection: RedisConnectionConfig;
+  /** Key prefix; each pool's keys are `<prefix>:{<pool>}:...`. */
+  prefix?: string;
+  /** The pools this instance serves; each gets its own keys, channel and local view. */
+  pools: string[];
+  logger?: Logger;
+  random?: () => number;
+  /** How long a write waits for its own event before the view is reloaded instead. */
+  catchUpTimeoutMs?: number;
+}
+
+/**
+ * The shared store: truth in Redis, changed only by the Lua scripts in ./lua (one atomic step
+ * each), and a local view per pool for reads, kept current by the events those scripts publish.
+ * Events carry a per-pool sequence number: a gap (a lost message) or a reconnect reloads the view
+ * from one consistent snapshot, so a missed message is never a lost update.
+ */
+export class RedisStore implements StateStore {
+  readonly kind = 'redis' as const;
+  private readonly client: RedisClient;
+  private readonly sub: RedisClient;
+  private readonly views = new PoolViews();
+  private readonly sync = new Map<string, PoolSync>();
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private readonly prefix: string;
+  private readonly random: () => number;
+  private readonly catchUpTimeoutMs: number;
+  private readonly where: string;
+  private started = false;
+  private closing = false;
+  private lastErrorLog = 0;
+
+  constructor(private readonly options: RedisStoreOptions) {
+    this.prefix = options.prefix ?? 'sb';
+    this.random = options.random ?? Math.random;
+    this.catchUpTimeoutMs = options.catchUpTimeoutMs ?? 2000;
+    this.where = describeRedis(options.connection);
+    this.client = createRedisClient(options.connection);
+    this.sub = this.client.duplicate();
+    const scripts = loadScripts();
+    for (const name of scriptNames) this.client.defineCommand(`sb_${name}`, { numberOfKeys: 1, lua: scripts[name] });
+    for (const pool of options.pools) {
+      this.sync.set(pool, { applied: 0, generation: '', resyncing: undefined, pending: [], waiters: [] });
+    }
+  }
+
+  async start(): Promise<void> {
+    const onError = (err: Error) => this.logError(err);
+    this.client.on('error', onError);
+    this.sub.on('error', onError);
+    try {
+      await this.client.connect();
+      await this.sub.connect();
+    } catch (err) {
+      throw new StoreUnavailableError(`cannot connect to Redis at ${this.where}: ${(err as Error).message}. Is redis-server running and REDIS_URL right?`, { cause: err });
+    }
+    this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    await this.sub.subscribe(...this.options.pools.map((p) => this.key(p, 'events')));
+    for (const pool of this.options.pools) {
+      await this.client.set(this.key(pool, 'gen'), randomUUID(), 'NX');
+      await this.resync(pool);
+    }
+    // After a reconnect: re-read the truth (and write back what Redis lost, if it restarted empty).
+    this.client.on('ready', () => void this.recoverAll());
+    this.sub.on('ready', () => void this.recoverAll());
+    this.started = true;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.listeners.clear();
+    for (const s of this.sync.values()) for (const w of s.waiters.splice(0)) w.resolve();
+    await Promise.allSettled([this.client.quit(), this.sub.quit()]);
+    this.client.disconnect();
+    this.sub.disconnect();
+  }
+
+  available(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  // --- servers ---
+
+  async registerServer(pool: string, registration: ServerRegistration, now: number): Promise<{ server: Server; lost: LostPlacement[] }> {
+    const server = newServer(registration, now, randomUUID());
+    const [seq, json, lost] = (await this.run('register', pool, [JSON.stringify(server)])) as [number, string, string[]];
+    await this.caughtUp(pool, seq);
+    return { server: JSON.parse(json) as Server, lost: this.lost(lost, 'server-restarted') };
+  }
+
+  async deregisterServer(pool: string, id: string): Promise<{ server?: Server; lost: LostPlacement[] }> {
+    const [seq, json, lost] = (await this.run('deregister', pool, [id])) as [number, string?, string[]?];
+    if (!seq || !json) return { lost: [] };
+    await this.caughtUp(pool, seq);
+    return { server: JSON.parse(json) as Server, lost: this.lost(lost ?? [], 'server-deregistered') };
+  }
+
+  heartbeat(pool: string, id: string, load: ReportedLoad | undefined, now: number): Promise<Server | undefined> {
+    return this.update(pool, id, ['heartbeat', now, load ? JSON.stringify(load) : '']);
+  }
+
+  setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined> {
+    return this.update(pool, id, ['admin', state]);
+  }
+
+  recordHealth(pool: string, id: string, epoch: string, health: HealthState): Promise<Server | undefined> {
+    return this.update(pool, id, ['health', epoch, JSON.stringify(health)]);
+  }
+
+  async releaseServerPlacements(pool: string, id: string, epoch: string, reason: LossReason): Promise<LostPlacement[]> {
+    const [seq, lost] = (await this.run('drop', pool, [id, epoch])) as [number, string[]?];
+    if (!seq) return [];
+    await this.caughtUp(pool, seq);
+    return this.lost(lost ?? [], reason);
+  }
+
+  getServer(pool: string, id: string): Server | undefined {
+    return this.view(pool).servers.get(id);
+  }
+
+  listServers(pool: string): Server[] {
+    return [...this.view(pool).servers.values()];
+  }
+
+  // --- placements ---
+
+  async reserve(pool: string, request: ReserveRequest): Promise<ReserveResult> {
+    const template = JSON.stringify(newPlacement({ id: '', epoch: '' }, request));
+    const exclude = request.exclude ?? [];
+    let mode: string[];
+    if (request.policy === 'most-free-capacity') {
+      mode = ['most-free', String(exclude.length), ...exclude];
+    } else {
+      // Policies other than most-free rank the candidates here, from the local view; the script
+      // takes the first that is still placeable and fits, so a stale view never over-books.
+      const selection = { units: request.units, region: request.region, exclude: new Set(exclude) };
+      const order = rank(policies[request.policy], this.listServers(pool), selection, this.random).map((s) => s.id);
+      mode = ['ordered', String(exclude.length), ...exclude, ...order];
+    }
+    const reply = (await this.run('reserve', pool, [request.placementId, request.units, request.region ?? '', template, ...mode])) as [string, string?, number?];
+    if (reply[0] === 'none') return { outcome: 'no-capacity' };
+    const placement = JSON.parse(reply[1]!) as Placement;
+    if (reply[0] === 'existing') return { outcome: 'existing', placement };
+    await this.caughtUp(pool, reply[2]!);
+    return { outcome: 'reserved', placement };
+  }
+
+  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>): Promise<Placement | undefined> {
+    const current = this.view(pool).placements.get(placementId);
+    if (!current || current.serverId !== serverId) return undefined;
+    const ready: Placement = { ...current, state: 'ready', data };
+    const [seq] = (await this.run('confirm', pool, [placementId, serverId, JSON.stringify(ready)])) as [number, string?];
+    if (!seq) return undefined;
+    await this.caughtUp(pool, seq);
+    return ready;
+  }
+
+  async release(pool: string, placementId: string, serverId?: string): Promise<ReleaseResult> {
+    const reply = (await this.run('release', pool, [placementId, serverId ?? ''])) as [string, string?, number?];
+    if (reply[0] === 'not-found') return { outcome: 'not-found' };
+    const placement = JSON.parse(reply[1]!) as Placement;
+    if (reply[0] === 'wrong-server') return { outcome: 'wrong-server', placement };
+    await this.caughtUp(pool, reply[2]!);
+    return { outcome: 'released', placement };
+  }
+
+  getPlacement(pool: string, id: string): Placement | undefined {
+    return this.view(pool).placements.get(id);
+  }
+
+  listPlacements(pool: string, serverId?: string): Placement[] {
+    const view = this.view(pool);
+    return serverId === undefined ? [...view.placements.values()] : view.placementsOf(serverId);
+  }
+
+  async acquireLeases(pool: string, holder: string, ids: string[], ttlMs: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return (await this.run('leases', pool, [holder, Math.max(1, Math.round(ttlMs)), ...ids])) as string[];
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // --- internals ---
+
+  private key(pool: string, name: string): string {
+    return `${this.prefix}:{${pool}}:${name}`;
+  }
+
+  private view(pool: string): PoolView {
+    if (!this.sync.has(pool)) throw new Error(`pool "${pool}" is not served by this store (configured: ${this.options.pools.join(', ')})`);
+    return this.views.get(pool);
+  }
+
+  private poolSync(pool: string): PoolSync {
+    const s = this.sync.get(pool);
+    if (!s) throw new Error(`pool "${pool}" is not served by this store`);
+    return s;
+  }
+
+  private async run(script: ScriptName, pool: string, args: (string | number)[]): Promise<unknown> {
+    this.poolSync(pool);
+    if (this.client.status !== 'ready') throw this.unavailable();
+    const command = (this.client as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[`sb_${script}`]!;
+    try {
+      return await command.call(this.client, this.key(pool, 'seq'), `${this.prefix}:{${pool}}`, ...args);
+    } catch (err) {
+      if (this.client.status !== 'ready' || isConnectionError(err)) throw this.unavailable(err);
+      throw err;
+    }
+  }
+
+  private unavailable(cause?: unknown): StoreUnavailableError {
+    const why = cause instanceof Error ? `: ${cause.message}` : '';
+    return new StoreUnavailableError(`state store unavailable: Redis at ${this.where} is not connected${why}; writes are refused until it is back, reads are served from this instance's last known state`, { cause });
+  }
+
+  private async update(pool: string, id: string, args: (string | number)[]): Promise<Server | undefined> {
+    const [seq, json] = (await this.run('update', pool, [id, ...args])) as [number, string?];
+    if (!seq || !json) return undefined;
+    await this.caughtUp(pool, seq);
+    return JSON.parse(json) as Server;
+  }
+
+  private lost(jsons: string[], reason: LossReason): LostPlacement[] {
+    return jsons.filter(Boolean).map((j) => ({ placement: JSON.parse(j) as Placement, reason }));
+  }
+
+  /** Resolves once the local view has applied change `seq` (or was reloaded after it). */
+  private caughtUp(pool: string, seq: number): Promise<void> {
+    const s = this.poolSync(pool);
+    if (s.applied >= seq || this.closing) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        // The event is late or lost: reload instead of waiting longer.
+        void this.resync(pool).finally(resolve);
+      }, this.catchUpTimeoutMs);
+      s.waiters.push({
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  private wake(s: PoolSync, all = false): void {
+    if (s.waiters.length === 0) return;
+    const keep: PoolSync['waiters'] = [];
+    for (const w of s.waiters) {
+      if (all || w.seq <= s.applied) w.resolve();
+      else keep.push(w);
+    }
+    s.waiters = keep;
+  }
+
+  private onMessage(channel: string, message: string): void {
+    const pool = this.options.pools.find((p) => this.key(p, 'events') === channel);
+    if (!pool) return;
+    let event: WireEvent;
+    try {
+      event = JSON.parse(message) as WireEvent;
+    } catch {
+      this.options.logger?.warn({ channel }, 'unparseable store event; reloading');
+      void this.resync(pool);
+      return;
+    }
+    this.receive(pool, event);
+  }
+
+  private receive(pool: string, event: WireEvent): void {
+    const s = this.poolSync(pool);
+    if (s.resyncing) {
+      s.pending.push(event);
+      return;
+    }
+    if (event.seq <= s.applied) return;
+    if (event.seq > s.applied + 1 || event.t === 'resync') {
+      s.pending.push(event);
+      void this.resync(pool);
+      return;
+    }
+    this.apply(pool, event);
+    s.applied = event.seq;
+    this.wake(s);
+  }
+
+  private apply(pool: string, e: WireEvent): void {
+    const view = this.views.get(pool);
+    const dropAll = (ids: string[]) => {
+      for (const id of ids) {
+        const placement = view.deletePlacement(id);
+        if (placement) this.emit({ type: 'placement-removed', pool, placement });
+      }
+    };
+    const setReserved = (serverId: string, reserved: number) => {
+      const server = view.servers.get(serverId);
+      if (!server) return;
+      const next = { ...server, reserved };
+      view.putServer(next);
+      this.emit({ type: 'server', pool, server: next });
+    };
+    switch (e.t) {
+      case 'server':
+        dropAll(e.dropped);
+        view.putServer(e.server);
+        this.emit({ type: 'server', pool, server: e.server });
+        break;
+      case 'server-removed':
+        dropAll(e.dropped);
+        view.deleteServer(e.id);
+        this.emit({ type: 'server-removed', pool, id: e.id });
+        break;
+      case 'reserve':
+        view.putPlacement(e.placement);
+        this.emit({ type: 'placement', pool, placement: e.placement });
+        setReserved(e.serverId, e.reserved);
+        break;
+      case 'confirm':
+        view.putPlacement(e.placement);
+        this.emit({ type: 'placement', pool, placement: e.placement });
+        break;
+      case 'release':
+        dropAll([e.id]);
+        setReserved(e.serverId, e.reserved);
+        break;
+      case 'drop':
+        dropAll(e.dropped);
+        setReserved(e.serverId, 0);
+        break;
+      case 'resync':
+        break;
+    }
+  }
+
+  /** Reloads a pool's view from one snapshot, then applies what arrived meanwhile. */
+  private resync(pool: string): Promise<void> {
+    const s = this.poolSync(pool);
+    if (s.resyncing) return s.resyncing;
+    s.resyncing = (async () => {
+      let loaded = false;
+      try {
+        const snap = await this.snapshot(pool);
+        const view = this.views.get(pool);
+        view.clear();
+        for (const server of snap.servers) view.putServer(server);
+        for (const placement of snap.placements) view.putPlacement(placement);
+        s.applied = snap.seq;
+        s.generation = snap.generation;
+        this.emit({ type: 'resync', pool });
+        loaded = true;
+      } catch (err) {
+        this.logError(err as Error);
+      } finally {
+        s.resyncing = undefined;
+      }
+      this.wake(s, true);
+      // If the reload failed (Redis down), keep what arrived: the reconnect reloads again.
+      if (!loaded) return;
+      for (const event of s.pending.splice(0).sort((a, b) => a.seq - b.seq)) this.receive(pool, event);
+    })();
+    return s.resyncing;
+  }
+
+  private async snapshot(pool: string): Promise<{ seq: number; generation: string; servers: Server[]; placements: Placement[] }> {
+    const [seq, generation, count, ...rest] = (await this.run('snapshot', pool, [])) as [number, string, number, ...string[]];
+    return {
+      seq,
+      generation,
+      servers: rest.slice(0, count).map((j) => JSON.parse(j) as Server),
+      placements: rest.slice(count).map((j) => JSON.parse(j) as Placement),
+    };
+  }
+
+  private async recoverAll(): Promise<void> {
+    if (!this.started || this.closing || this.client.status !== 'ready') return;
+    for (const pool of this.options.pools) {
+      try {
+        await this.recover(pool);
+      } catch (err) {
+        this.logError(err as Error);
+      }
+    }
+  }
+
+  /**
+   * After a reconnect. If Redis came back without our data (a new generation), write back what
+   * this instance knew — only what is absent, placements only on the registration they were made
+   * on — then reload.
+   */
+  private async recover(pool: string): Promise<void> {
+    const s = this.poolSync(pool);
+    const current = (await this.client.get(this.key(pool, 'gen'))) ?? '';
+    const view = this.views.get(pool);
+    if (s.generation && current !== s.generation && view.servers.size > 0) {
+      const servers = [...view.servers.values()];
+      const placements = [...view.placements.values()];
+      this.options.logger?.warn(
+        { pool, servers: servers.length, placements: placements.length },
+        'Redis lost its data (restart without persistence?): restoring what this instance knew',
+      );
+      await this.run('restore', pool, [s.generation, servers.length, ...servers.map((x) => JSON.stringify(x)), ...placements.map((x) => JSON.stringify(x))]);
+    } else if (!current) {
+      await this.client.set(this.key(pool, 'gen'), s.generation || randomUUID(), 'NX');
+    }
+    await this.resync(pool);
+  }
+
+  private emit(event: StoreEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private logError(err: Error): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < 5000 || this.closing) return;
+    this.lastErrorLog = now;
+    this.options.logger?.error({ err: err.message, redis: this.where }, 'Redis error (the client keeps reconnecting)');
+  }
+}
+
+function isConnectionError(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|ETIMEDOUT|EPIPE|Command timed out|LOADING/i.test(msg);
+}

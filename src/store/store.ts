@@ -1,0 +1,107 @@
+import type { AdminState, HealthState, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../core/model.js';
+import type { PolicyName } from '../core/policies/index.js';
+
+/**
+ * The state store: the one place where servers and placements live. `memory` serves one instance;
+ * `redis` lets any number of instances share the same truth. Both pass the same contract suite
+ * (test/contract/store.contract.ts).
+ *
+ * Every method takes a pool name (`rooms`, `turn`, ...): the pools are independent, and in Redis
+ * each pool's keys share one hash tag so every script runs in one Cluster slot.
+ *
+ * Writes are atomic (one Lua script in Redis). Reads are synchronous and answered from the
+ * instance's local view, which the store keeps current (pub/sub in Redis); a write resolves only
+ * once its own effect is visible to reads on this instance.
+ */
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+
+  /** Connects and loads the current state. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Whether writes can be served now. */
+  available(): boolean;
+
+  // --- servers ---
+  /**
+   * Registers a server, replacing any earlier registration of the same id (a restarted server):
+   * the earlier registration's placements are released and returned as lost.
+   */
+  registerServer(pool: string, registration: ServerRegistration, now: number): Promise<{ server: Server; lost: LostPlacement[] }>;
+  /** Removes a server and releases its placements. `server` is undefined if it was not registered. */
+  deregisterServer(pool: string, id: string): Promise<{ server?: Server; lost: LostPlacement[] }>;
+  /** Records a heartbeat and the load it reports; undefined if the server is not registered. */
+  heartbeat(pool: string, id: string, load: ReportedLoad | undefined, now: number): Promise<Server | undefined>;
+  setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined>;
+  /**
+   * Writes a probe's verdict. Ignored (undefined) if the server has re-registered since the probe
+   * started (`epoch` differs) or is gone.
+   */
+  recordHealth(pool: string, id: string, epoch: string, health: HealthState): Promise<Server | undefined>;
+  /** Releases every placement of one registration of a server (e.g. unhealthy past the grace period). */
+  releaseServerPlacements(pool: string, id: string, epoch: string, reason: LostPlacement['reason']): Promise<LostPlacement[]>;
+
+  getServer(pool: string, id: string): Server | undefined;
+  listServers(pool: string): Server[];
+
+  // --- placements ---
+  /**
+   * Finds the placement's server and reserves its units in one atomic step, or returns the
+   * existing placement of that id. No server is ever booked past its capacity.
+   */
+  reserve(pool: string, request: ReserveRequest): Promise<ReserveResult>;
+  /** Marks a pending placement ready with the server's answer; undefined if it is gone or moved. */
+  confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>): Promise<Placement | undefined>;
+  /** Releases a placement and frees its units; with `serverId`, only if it is on that server. */
+  release(pool: string, placementId: string, serverId?: string): Promise<ReleaseResult>;
+
+  getPlacement(pool: string, id: string): Placement | undefined;
+  listPlacements(pool: string, serverId?: string): Placement[];
+
+  // --- coordination ---
+  /**
+   * Shares out work per server between instances (e.g. who probes which server): returns the ids
+   * among `ids` that `holder` now holds for `ttlMs`. A holder keeps its leases while it renews them.
+   */
+  acquireLeases(pool: string, holder: string, ids: string[], ttlMs: number): Promise<string[]>;
+
+  /** Every change, from this instance or another, in order. Returns an unsubscribe function. */
+  subscribe(listener: (event: StoreEvent) => void): () => void;
+}
+
+export interface ReserveRequest {
+  placementId: string;
+  units: number;
+  policy: PolicyName;
+  region?: string;
+  /** Servers not to use (they refused this placement already). */
+  exclude?: string[];
+  notifyUri?: string;
+  attributes?: Placement['attributes'];
+  now: number;
+}
+
+export type ReserveResult =
+  | { outcome: 'reserved'; placement: Placement }
+  | { outcome: 'existing'; placement: Placement }
+  | { outcome: 'no-capacity' };
+
+export type ReleaseResult =
+  | { outcome: 'released'; placement: Placement }
+  | { outcome: 'not-found' }
+  | { outcome: 'wrong-server'; placement: Placement };
+
+export type StoreEvent =
+  | { type: 'server'; pool: string; server: Server }
+  | { type: 'server-removed'; pool: string; id: string }
+  | { type: 'placement'; pool: string; placement: Placement }
+  | { type: 'placement-removed'; pool: string; placement: Placement }
+  | { type: 'resync'; pool: string };
+
+/** The store cannot serve writes now (Redis unreachable); callers answer 503. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}

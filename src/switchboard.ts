@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { buildApi } from './api/app.js';
+import { redisConnection } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createMetrics } from './metrics/registry.js';
+import { Notifier } from './pools/notifier.js';
+import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
+import { HealthChecker } from './probes/checker.js';
+import { joinUrl, probeHttp } from './probes/http.js';
+import { MemoryStore } from './store/memory.js';
+import { RedisStore } from './store/redis/index.js';
+import type { StateStore } from './store/store.js';
+
+export const version: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface Switchboard {
+  app: FastifyInstance;
+  store: StateStore;
+  rooms: RoomService;
+  checker: HealthChecker;
+  /** Base URL the API listens on. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({ level: config.logLevel, base: { service: 'switchboard' } });
+}
+
+/** Wires one Switchboard instance from its configuration and starts it. */
+export async function startSwitchboard(config: Config, logger: Logger = createLogger(config)): Promise<Switchboard> {
+  const instanceId = randomUUID();
+  const pools = [ROOMS_POOL];
+  const store: StateStore =
+    config.store.type === 'redis'
+      ? new RedisStore({ connection: redisConnection(config), prefix: config.store.redis.prefix, pools, logger })
+      : new MemoryStore();
+  await store.start();
+
+  const metrics = createMetrics(store, pools);
+  const notifier = new Notifier({
+    timeoutMs: config.rooms.notifyTimeoutMs,
+    logger,
+    onResult: (ok) => metrics.notifications.inc({ result: ok ? 'delivered' : 'failed' }),
+  });
+  const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger });
+  const checker = new HealthChecker({
+    store,
+    pool: ROOMS_POOL,
+    instanceId,
+    intervalMs: config.health.intervalMs,
+    thresholds: config.health,
+    lostAfterMs: config.health.lostAfterMs,
+    concurrency: config.health.concurrency,
+    probe: (server) => probeHttp(joinUrl(server.serviceUrl, server.healthPath ?? config.health.path), config.health.timeoutMs),
+    onProbe: (_server, outcome) => metrics.probeDuration.observe({ pool: ROOMS_POOL, result: outcome.ok ? 'ok' : 'failed' }, (outcome.latencyMs ?? 0) / 1000),
+    onLost: (lost) => rooms.lost(lost),
+    logger,
+  });
+
+  const app = await buildApi({ store, rooms, metrics, logger, version, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  try {
+    await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  checker.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
+  logger.info({ port, store: store.kind, instanceId, version }, `Switchboard listening on http://${host}:${port} (Swagger UI at /API)`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    store,
+    rooms,
+    checker,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    close: () =>
+      (closing ??= (async () => {
+        await checker.stop();
+        await app.close();
+        await notifier.drain();
+        await store.close();
+      })()),
+  };
+}

@@ -1,0 +1,290 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ServerRegistration } from '../../src/core/model.js';
+import type { StateStore } from '../../src/store/store.js';
+
+/**
+ * The one contract every state store passes (memory and Redis run this same suite).
+ * `open()` gives a store with a fresh, empty state; `peer(store)` gives a second instance sharing
+ * that state (the same object for memory, a second connection for Redis).
+ */
+export interface StoreFixture {
+  open(): Promise<StateStore>;
+  peer(store: StateStore): Promise<StateStore>;
+}
+
+const POOL = 'rooms';
+const now = () => Date.now();
+
+function reg(id: string, capacity: number, extra: Partial<ServerRegistration> = {}): ServerRegistration {
+  return { id, kind: 'sfu', serviceUrl: `http://127.0.0.1:1/${id}`, capacity, initialHealth: 'healthy', ...extra };
+}
+
+function reserve(store: StateStore, placementId: string, units: number, extra: Record<string, unknown> = {}) {
+  return store.reserve(POOL, { placementId, units, policy: 'most-free-capacity', now: now(), ...extra });
+}
+
+async function eventually(check: () => void, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+export function storeContract(name: string, fixture: StoreFixture): void {
+  describe(`state store contract: ${name}`, () => {
+    it('registers a server, healthy and empty, and lists it', async () => {
+      const store = await fixture.open();
+      const { server, lost } = await store.registerServer(POOL, reg('a', 2000, { region: 'eu', labels: { zone: '1' } }), now());
+      expect(lost).toEqual([]);
+      expect(server).toMatchObject({ id: 'a', capacity: 2000, reserved: 0, adminState: 'active', region: 'eu', labels: { zone: '1' } });
+      expect(server.health.status).toBe('healthy');
+      expect(store.getServer(POOL, 'a')).toMatchObject({ id: 'a', capacity: 2000 });
+      expect(store.listServers(POOL).map((s) => s.id)).toEqual(['a']);
+      expect(store.listServers('other-pool')).toEqual([]);
+    });
+
+    it('reserves on the server with the most free capacity and counts the units', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('small', 100), now());
+      await store.registerServer(POOL, reg('big', 300), now());
+      const first = await reserve(store, 'r1', 40);
+      expect(first).toMatchObject({ outcome: 'reserved', placement: { id: 'r1', serverId: 'big', units: 40, state: 'pending' } });
+      expect(store.getServer(POOL, 'big')!.reserved).toBe(40);
+      expect(store.getPlacement(POOL, 'r1')).toMatchObject({ serverId: 'big', units: 40 });
+      // big: 260 free, small: 100 → big again until it has less free than small.
+      for (let i = 0; i < 4; i++) await reserve(store, `x${i}`, 40);
+      expect(store.getServer(POOL, 'big')!.reserved).toBe(200);
+      const next = await reserve(store, 'r2', 40);
+      expect(next).toMatchObject({ outcome: 'reserved', placement: { serverId: 'small' } });
+    });
+
+    it('returns the existing placement for a known id without reserving twice', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'room', 10);
+      const again = await reserve(store, 'room', 10);
+      expect(again).toMatchObject({ outcome: 'existing', placement: { id: 'room', serverId: 'a' } });
+      expect(store.getServer(POOL, 'a')!.reserved).toBe(10);
+    });
+
+    it('answers no-capacity when nothing fits, and fills a server exactly', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 10), now());
+      expect(await reserve(store, 'too-big', 11)).toEqual({ outcome: 'no-capacity' });
+      expect((await reserve(store, 'r1', 6)).outcome).toBe('reserved');
+      expect((await reserve(store, 'r2', 4)).outcome).toBe('reserved');
+      expect(await reserve(store, 'r3', 1)).toEqual({ outcome: 'no-capacity' });
+      expect(store.getServer(POOL, 'a')!.reserved).toBe(10);
+    });
+
+    it('skips unhealthy, drained and excluded servers', async () => {
+      const store = await fixture.open();
+      const { server: a } = await store.registerServer(POOL, reg('a', 1000), now());
+      await store.registerServer(POOL, reg('b', 500), now());
+      await store.registerServer(POOL, reg('c', 100), now());
+      await store.recordHealth(POOL, 'a', a.epoch, { ...a.health, status: 'unhealthy', failures: 1 });
+      expect(store.getServer(POOL, 'a')!.health.status).toBe('unhealthy');
+      await store.setAdminState(POOL, 'b', 'drain');
+      expect(store.getServer(POOL, 'b')!.adminState).toBe('drain');
+      expect(await reserve(store, 'r1', 10)).toMatchObject({ placement: { serverId: 'c' } });
+      expect(await reserve(store, 'r2', 10, { exclude: ['c'] })).toEqual({ outcome: 'no-capacity' });
+      await store.setAdminState(POOL, 'b', 'active');
+      expect(await reserve(store, 'r3', 10)).toMatchObject({ placement: { serverId: 'b' } });
+    });
+
+    it('prefers the requested region and falls back to any', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('eu', 100, { region: 'eu' }), now());
+      await store.registerServer(POOL, reg('us', 1000, { region: 'us' }), now());
+      expect(await reserve(store, 'r1', 60, { region: 'eu' })).toMatchObject({ placement: { serverId: 'eu' } });
+      expect(await reserve(store, 'r2', 60, { region: 'eu' })).toMatchObject({ placement: { serverId: 'us' } });
+      expect(await reserve(store, 'r3', 10, { region: 'mars' })).toMatchObject({ placement: { serverId: 'us' } });
+    });
+
+    it('counts reported load as max(reserved, reported)', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await store.registerServer(POOL, reg('b', 100), now());
+      const hb = await store.heartbeat(POOL, 'a', { units: 95, cpu: 40 }, now());
+      expect(hb?.reported).toEqual({ units: 95, cpu: 40 });
+      expect(await reserve(store, 'r1', 10)).toMatchObject({ placement: { serverId: 'b' } });
+      expect(await reserve(store, 'r2', 90)).toMatchObject({ placement: { serverId: 'b' } });
+      expect(await reserve(store, 'r3', 6)).toEqual({ outcome: 'no-capacity' });
+      expect(await reserve(store, 'r4', 5)).toMatchObject({ placement: { serverId: 'a' } });
+      expect(await store.heartbeat(POOL, 'nope', undefined, now())).toBeUndefined();
+    });
+
+    it('releases placements, on the right server only', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'r1', 30);
+      expect(await store.release(POOL, 'r1', 'b')).toMatchObject({ outcome: 'wrong-server', placement: { serverId: 'a' } });
+      expect(store.getServer(POOL, 'a')!.reserved).toBe(30);
+      expect(await store.release(POOL, 'r1', 'a')).toMatchObject({ outcome: 'released', placement: { id: 'r1' } });
+      expect(store.getServer(POOL, 'a')!.reserved).toBe(0);
+      expect(store.getPlacement(POOL, 'r1')).toBeUndefined();
+      expect(await store.release(POOL, 'r1')).toEqual({ outcome: 'not-found' });
+    });
+
+    it('confirms a placement with the server answer, exactly as given', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'r1', 2, { notifyUri: 'http://127.0.0.1:9/notify', attributes: { maxPeerCount: 2 } });
+      const data = { protocol: '2060-mediasoup-v1', wsUrl: 'wss://x:443/a?b=1', roomId: 'r1', list: [], nested: { empty: {} } };
+      expect(await store.confirm(POOL, 'r1', 'other', data)).toBeUndefined();
+      const ready = await store.confirm(POOL, 'r1', 'a', data);
+      expect(ready).toMatchObject({ state: 'ready', data, notifyUri: 'http://127.0.0.1:9/notify', attributes: { maxPeerCount: 2 } });
+      expect(store.getPlacement(POOL, 'r1')!.data).toEqual(data);
+      expect((await reserve(store, 'r1', 2)).placement).toMatchObject({ state: 'ready', data });
+    });
+
+    it('a re-registration replaces the server and loses its placements', async () => {
+      const store = await fixture.open();
+      const { server: first } = await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'r1', 30);
+      await reserve(store, 'r2', 20);
+      const { server, lost } = await store.registerServer(POOL, reg('a', 200), now());
+      expect(server.epoch).not.toBe(first.epoch);
+      expect(server).toMatchObject({ capacity: 200, reserved: 0 });
+      expect(lost.map((l) => l.placement.id).sort()).toEqual(['r1', 'r2']);
+      expect(lost.every((l) => l.reason === 'server-restarted')).toBe(true);
+      expect(store.listPlacements(POOL)).toEqual([]);
+      expect(store.getServer(POOL, 'a')!.reserved).toBe(0);
+      // A probe of the old registration must not touch the new one.
+      expect(await store.recordHealth(POOL, 'a', first.epoch, { ...first.health, status: 'unhealthy' })).toBeUndefined();
+      expect(store.getServer(POOL, 'a')!.health.status).toBe('healthy');
+    });
+
+    it('deregisters a server and loses its placements', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'r1', 30);
+      const { server, lost } = await store.deregisterServer(POOL, 'a');
+      expect(server?.id).toBe('a');
+      expect(lost).toMatchObject([{ placement: { id: 'r1' }, reason: 'server-deregistered' }]);
+      expect(store.getServer(POOL, 'a')).toBeUndefined();
+      expect(store.getPlacement(POOL, 'r1')).toBeUndefined();
+      expect(await store.deregisterServer(POOL, 'a')).toEqual({ lost: [] });
+      expect(await store.release(POOL, 'r1')).toEqual({ outcome: 'not-found' });
+    });
+
+    it('releases all placements of one registration on demand', async () => {
+      const store = await fixture.open();
+      const { server } = await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'r1', 30);
+      expect(await store.releaseServerPlacements(POOL, 'a', 'stale-epoch', 'server-unhealthy')).toEqual([]);
+      const lost = await store.releaseServerPlacements(POOL, 'a', server.epoch, 'server-unhealthy');
+      expect(lost).toMatchObject([{ placement: { id: 'r1' }, reason: 'server-unhealthy' }]);
+      expect(store.getServer(POOL, 'a')!.reserved).toBe(0);
+      expect(store.listPlacements(POOL, 'a')).toEqual([]);
+    });
+
+    it('never over-books under concurrent reservations', async () => {
+      const store = await fixture.open();
+      const other = await fixture.peer(store);
+      await store.registerServer(POOL, reg('a', 120), now());
+      await store.registerServer(POOL, reg('b', 80), now());
+      await eventually(() => expect(other.listServers(POOL)).toHaveLength(2));
+      const results = await Promise.all(
+        Array.from({ length: 120 }, (_, i) => reserve(i % 2 ? store : other, `c${i}`, 4)),
+      );
+      const reserved = results.filter((r) => r.outcome === 'reserved');
+      expect(reserved).toHaveLength(50);
+      expect(results.filter((r) => r.outcome === 'no-capacity')).toHaveLength(70);
+      await eventually(() => {
+        for (const s of [store, other]) {
+          expect(s.getServer(POOL, 'a')!.reserved).toBe(120);
+          expect(s.getServer(POOL, 'b')!.reserved).toBe(80);
+          expect(s.listPlacements(POOL)).toHaveLength(50);
+        }
+      });
+    });
+
+    for (const policy of ['random', 'power-of-two-choices'] as const) {
+      it(`policy ${policy} places within capacity`, async () => {
+        const store = await fixture.open();
+        await store.registerServer(POOL, reg('a', 40), now());
+        await store.registerServer(POOL, reg('b', 40), now());
+        const results = await Promise.all(Array.from({ length: 30 }, (_, i) => reserve(store, `p${i}`, 4, { policy })));
+        expect(results.filter((r) => r.outcome === 'reserved')).toHaveLength(20);
+        expect(store.getServer(POOL, 'a')!.reserved + store.getServer(POOL, 'b')!.reserved).toBe(80);
+      });
+    }
+
+    it('shares changes with a peer instance', async () => {
+      const store = await fixture.open();
+      const other = await fixture.peer(store);
+      const events: string[] = [];
+      other.subscribe((e) => events.push(e.type));
+      await store.registerServer(POOL, reg('a', 100), now());
+      await reserve(store, 'r1', 10);
+      await eventually(() => {
+        expect(other.getServer(POOL, 'a')?.reserved).toBe(10);
+        expect(other.getPlacement(POOL, 'r1')?.serverId).toBe('a');
+      });
+      expect(events).toContain('server');
+      expect(events).toContain('placement');
+      await other.release(POOL, 'r1');
+      await other.setAdminState(POOL, 'a', 'maint');
+      await eventually(() => {
+        expect(store.getPlacement(POOL, 'r1')).toBeUndefined();
+        expect(store.getServer(POOL, 'a')).toMatchObject({ reserved: 0, adminState: 'maint' });
+      });
+    });
+
+    it('hands out leases to one holder at a time', async () => {
+      const store = await fixture.open();
+      const other = await fixture.peer(store);
+      expect(await store.acquireLeases(POOL, 'one', ['a', 'b'], 300)).toEqual(['a', 'b']);
+      expect(await other.acquireLeases(POOL, 'two', ['a', 'b', 'c'], 300)).toEqual(['c']);
+      expect(await store.acquireLeases(POOL, 'one', ['a', 'b', 'c'], 300)).toEqual(['a', 'b']);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await other.acquireLeases(POOL, 'two', ['a'], 300)).toEqual(['a']);
+    });
+
+    it('keeps reserved equal to the sum of placements under any sequence of operations', async () => {
+      const op = fc.oneof(
+        fc.record({ t: fc.constant('reserve' as const), id: fc.integer({ min: 0, max: 15 }), units: fc.integer({ min: 1, max: 40 }) }),
+        fc.record({ t: fc.constant('release' as const), id: fc.integer({ min: 0, max: 15 }) }),
+        fc.record({ t: fc.constant('register' as const), server: fc.constantFrom('a', 'b', 'c'), capacity: fc.integer({ min: 0, max: 100 }) }),
+        fc.record({ t: fc.constant('deregister' as const), server: fc.constantFrom('a', 'b', 'c') }),
+        fc.record({ t: fc.constant('admin' as const), server: fc.constantFrom('a', 'b', 'c'), state: fc.constantFrom('active' as const, 'drain' as const) }),
+        fc.record({ t: fc.constant('load' as const), server: fc.constantFrom('a', 'b', 'c'), units: fc.integer({ min: 0, max: 120 }) }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+          const store = await fixture.open();
+          for (const o of ops) {
+            if (o.t === 'reserve') {
+              const before = store.getPlacement(POOL, `p${o.id}`);
+              const r = await reserve(store, `p${o.id}`, o.units);
+              if (before) expect(r.outcome).toBe('existing');
+              if (r.outcome === 'reserved') {
+                const s = store.getServer(POOL, r.placement.serverId)!;
+                expect(Math.max(s.reserved, s.reported?.units ?? 0)).toBeLessThanOrEqual(Math.max(s.capacity, s.reported?.units ?? 0));
+                expect(s.reserved).toBeLessThanOrEqual(s.capacity);
+              }
+            } else if (o.t === 'release') await store.release(POOL, `p${o.id}`);
+            else if (o.t === 'register') await store.registerServer(POOL, reg(o.server, o.capacity), now());
+            else if (o.t === 'deregister') await store.deregisterServer(POOL, o.server);
+            else if (o.t === 'admin') await store.setAdminState(POOL, o.server, o.state);
+            else await store.heartbeat(POOL, o.server, { units: o.units }, now());
+            for (const s of store.listServers(POOL)) {
+              const sum = store.listPlacements(POOL, s.id).reduce((n, p) => n + p.units, 0);
+              expect(s.reserved).toBe(sum);
+            }
+            for (const p of store.listPlacements(POOL)) expect(store.getServer(POOL, p.serverId)).toBeDefined();
+          }
+        }),
+        { numRuns: 40 },
+      );
+    });
+  });
+}
