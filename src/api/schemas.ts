@@ -48,7 +48,7 @@ export type HeartbeatBody = Static<typeof HeartbeatBody>;
 export const CreateRoomParams = Type.Object({ roomId: Type.Optional(Id('Room id; generated when absent.')) });
 export const CreateRoomBody = Type.Object({
   eventNotificationUri: Type.Optional(HttpUrl('Where the media server (and Switchboard, for room-lost) posts room events.')),
-  maxPeerCount: Type.Optional(Type.Integer({ minimum: 2, description: 'Peers the room is sized for (default 2).' })),
+  maxPeerCount: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000, description: 'Peers the room is sized for (default 2).' })),
   region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Preferred region; any region if none fits.' })),
 });
 export type CreateRoomBody = Static<typeof CreateRoomBody>;

@@ -70,7 +70,6 @@ export const ConfigSchema = Type.Object(
         /** Streams each peer sends and each other peer consumes (audio + video = 2). */
         consumersPerPeerPair: Type.Integer({ minimum: 1, default: 2 }),
         defaultMaxPeerCount: Type.Integer({ minimum: 2, default: 2 }),
-        maxPeerCountLimit: Type.Integer({ minimum: 2, default: 1000 }),
         /** Timeout of the media server's `POST /rooms/:roomId`. */
         createTimeoutMs: Ms(5_000),
         /** Servers tried for one room before giving up. */
