@@ -239,6 +239,22 @@ export function storeContract(name: string, fixture: StoreFixture): void {
       });
     });
 
+    it('a newly started instance loads the existing servers and placements', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await store.registerServer(POOL, reg('b', 100), now());
+      await reserve(store, 'r1', 30);
+      await reserve(store, 'r2', 20);
+      await store.confirm(POOL, 'r1', store.getPlacement(POOL, 'r1')!.serverId, { wsUrl: 'ws://x' });
+      const late = await fixture.peer(store);
+      expect(late.listServers(POOL).map((s) => [s.id, s.reserved]).sort()).toEqual(
+        store.listServers(POOL).map((s) => [s.id, s.reserved]).sort(),
+      );
+      expect(late.getPlacement(POOL, 'r1')).toEqual(store.getPlacement(POOL, 'r1'));
+      expect(late.listPlacements(POOL)).toHaveLength(2);
+      expect(late.getServer(POOL, 'a')!.health.status).toBe('healthy');
+    });
+
     it('hands out leases to one holder at a time', async () => {
       const store = await fixture.open();
       const other = await fixture.peer(store);

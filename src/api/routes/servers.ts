@@ -12,7 +12,12 @@ export const serverRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = a
   app.get(
     '/servers',
     { schema: { tags: ['servers'], summary: 'All registered servers', response: { 200: Type.Object({ servers: Type.Array(ServerView) }) } } },
-    async () => ({ servers: rooms.listServers().map((s) => serverView(s, rooms.roomCount(s.id))) }),
+    async () => ({
+      servers: rooms
+        .listServers()
+        .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+        .map((s) => serverView(s, rooms.roomCount(s.id))),
+    }),
   );
 
   app.get(
