@@ -142,7 +142,7 @@ export function storeContract(name: string, fixture: StoreFixture): void {
       const ready = await store.confirm(POOL, 'r1', 'a', data);
       expect(ready).toMatchObject({ state: 'ready', data, notifyUri: 'http://127.0.0.1:9/notify', attributes: { maxPeerCount: 2 } });
       expect(store.getPlacement(POOL, 'r1')!.data).toEqual(data);
-      expect((await reserve(store, 'r1', 2)).placement).toMatchObject({ state: 'ready', data });
+      expect(await reserve(store, 'r1', 2)).toMatchObject({ outcome: 'existing', placement: { state: 'ready', data } });
     });
 
     it('a re-registration replaces the server and loses its placements', async () => {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { stopChild, track } from './children.js';
+import { asGroup, stopChild, track } from './children.js';
 import { freePort } from './ports.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -25,7 +25,10 @@ export async function startSwitchboard(opts: { env?: Record<string, string>; arg
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: process.env.SB_TEST_LOG_LEVEL ?? 'warn', ...opts.env, APP_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A wrapper command (npm start) runs switchboard as a grandchild: signal the whole group.
+    detached: opts.command !== undefined,
   });
+  if (opts.command) asGroup(child);
   track(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
