@@ -89,16 +89,19 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
   // Unset store type: Redis when a Redis is configured, memory otherwise.
   if (store.type === undefined && (redis.url || redis.sentinel || redis.cluster)) setPath(tree, ['store', 'type'], 'redis');
 
+  // Value.Default fills `tree` in place: note what was set explicitly first.
+  const timeoutSet = (tree.health as Tree | undefined)?.timeoutMs !== undefined;
   const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, tree));
   const problems = [...Value.Errors(ConfigSchema, value)]
-    .filter((e) => e.keyword !== 'boolean')
+    // An unknown key shows up as the `false` schema of additionalProperties failing at its path.
+    .filter((e) => e.keyword !== 'additionalProperties')
     .map((e) => {
       const where = origin.get(e.instancePath) ?? (options.file ? `${options.file}` : 'config');
       const path = e.instancePath ? e.instancePath.slice(1).replaceAll('/', '.') : '(top level)';
-      const params = e.params as { additionalProperties?: unknown; allowedValues?: unknown[] };
+      const params = e.params as { allowedValues?: unknown[] };
       let message = e.message;
       if (e.keyword === 'enum') message = `must be one of ${params.allowedValues?.join(', ')}`;
-      if (e.keyword === 'additionalProperties') return `${path} (${where}): unknown keys ${JSON.stringify(params.additionalProperties)}`;
+      if (e.keyword === 'boolean') return `${path} (${where}): unknown key; see config/switchboard.example.yaml for the known ones`;
       return `${path} (${where}): ${message}; got ${JSON.stringify(getPath(value, e.instancePath))}`;
     });
   if (problems.length === 0) {
@@ -106,6 +109,8 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
     if (config.store.type === 'redis' && !config.store.redis.url && !config.store.redis.sentinel && !config.store.redis.cluster) {
       problems.push('store.type is redis but no Redis is configured: set REDIS_URL (or store.redis.url / sentinel / cluster)');
     }
+    // An unset timeout follows a short interval down (seed users set only HEALTH_CHECK_INTERVAL).
+    if (!timeoutSet) config.health.timeoutMs = Math.min(config.health.timeoutMs, Math.max(10, Math.floor(config.health.intervalMs / 2)));
     if (config.health.timeoutMs >= config.health.intervalMs) {
       problems.push(`health.timeoutMs (${config.health.timeoutMs}) must be less than health.intervalMs (${config.health.intervalMs})`);
     }
