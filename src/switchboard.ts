@@ -8,6 +8,7 @@ import type { Config } from './config/schema.js';
 import { createMetrics } from './metrics/registry.js';
 import { Notifier } from './pools/notifier.js';
 import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
+import { TURN_POOL, TurnService } from './pools/turn/service.js';
 import { HealthChecker } from './probes/checker.js';
 import { joinUrl, probeHttp } from './probes/http.js';
 import { MemoryStore } from './store/memory.js';
@@ -20,7 +21,8 @@ export interface Switchboard {
   app: FastifyInstance;
   store: StateStore;
   rooms: RoomService;
-  checker: HealthChecker;
+  turn: TurnService;
+  checkers: HealthChecker[];
   /** Base URL the API listens on. */
   url: string;
   close(): Promise<void>;
@@ -33,7 +35,7 @@ export function createLogger(config: Config): Logger {
 /** Wires one Switchboard instance from its configuration and starts it. */
 export async function startSwitchboard(config: Config, logger: Logger = createLogger(config)): Promise<Switchboard> {
   const instanceId = randomUUID();
-  const pools = [ROOMS_POOL];
+  const pools = [ROOMS_POOL, TURN_POOL];
   const store: StateStore =
     config.store.type === 'redis'
       ? new RedisStore({ connection: redisConnection(config), prefix: config.store.redis.prefix, pools, logger })
@@ -47,7 +49,8 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     onResult: (ok) => metrics.notifications.inc({ result: ok ? 'delivered' : 'failed' }),
   });
   const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger });
-  const checker = new HealthChecker({
+  const turn = new TurnService({ store, config: config.turn, metrics, logger });
+  const roomChecker = new HealthChecker({
     store,
     pool: ROOMS_POOL,
     instanceId,
@@ -60,15 +63,31 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     onLost: (lost) => rooms.lost(lost),
     logger,
   });
+  const turnChecker = new HealthChecker({
+    store,
+    pool: TURN_POOL,
+    instanceId,
+    intervalMs: config.turn.healthCheck.intervalSeconds * 1000,
+    thresholds: config.turn.healthCheck,
+    lostAfterMs: Infinity, // TURN allocations are not tracked as placements
+    immediate: true, // TURN servers start unknown: the first probe decides
+    concurrency: config.health.concurrency,
+    probe: (server) => turn.probe(server),
+    onProbe: (_server, outcome) => metrics.probeDuration.observe({ pool: TURN_POOL, result: outcome.ok ? 'ok' : 'failed' }, (outcome.latencyMs ?? 0) / 1000),
+    onLost: () => {},
+    logger,
+  });
+  const checkers = [roomChecker, turnChecker];
 
-  const app = await buildApi({ store, rooms, metrics, logger, version, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  const app = await buildApi({ store, rooms, turn, metrics, logger, version, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
   try {
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (err) {
     await store.close();
     throw err;
   }
-  checker.start();
+  await turn.start();
+  for (const c of checkers) c.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
@@ -79,11 +98,13 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     app,
     store,
     rooms,
-    checker,
+    turn,
+    checkers,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       (closing ??= (async () => {
-        await checker.stop();
+        turn.stop();
+        await Promise.all(checkers.map((c) => c.stop()));
         await app.close();
         await notifier.drain();
         await store.close();

@@ -5,16 +5,19 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
 import type { RoomService } from '../pools/rooms/service.js';
+import type { TurnService } from '../pools/turn/service.js';
 import type { StateStore } from '../store/store.js';
 import { bearerAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { roomRoutes } from './routes/rooms.js';
 import { serverRoutes } from './routes/servers.js';
 import { systemRoutes } from './routes/system.js';
+import { turnRoutes } from './routes/turn.js';
 
 export interface ApiDeps {
   store: StateStore;
   rooms: RoomService;
+  turn: TurnService;
   metrics: Metrics;
   logger: Logger;
   authToken?: string;
@@ -46,6 +49,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   await app.register(roomRoutes, { rooms: deps.rooms });
   await app.register(serverRoutes, { rooms: deps.rooms });
+  await app.register(turnRoutes, { turn: deps.turn });
   await app.register(systemRoutes, { store: deps.store, metrics: deps.metrics, version: deps.version });
   return app as unknown as FastifyInstance;
 }

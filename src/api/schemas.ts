@@ -114,6 +114,11 @@ export const RoomView = Type.Object({
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Servers in a stable order (by id) for listings. */
+export function sortById<T extends { id: string }>(list: T[]): T[] {
+  return list.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+}
+
 export function serverView(s: Server, placements: number): Static<typeof ServerView> {
   const reported: Record<string, number> = {};
   for (const [k, v] of Object.entries(s.reported ?? {})) if (typeof v === 'number' && k !== 'units') reported[k] = v;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import type { RedisConnectionConfig } from '../store/redis/connection.js';
+import { normalizeCoturnConfig } from './coturn-compat.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 /** A configuration that cannot be used; `problems` names each bad value and where it came from. */
@@ -37,7 +38,9 @@ const envPaths: [string, string[]][] = [
   ['ROOM_LOST_AFTER', ['health', 'lostAfterMs']],
   ['CONSUMERS_PER_WORKER', ['rooms', 'consumersPerWorker']],
   ['ROOM_POLICY', ['rooms', 'policy']],
+  ['TURN_SECRET', ['turn', 'secret']],
 ];
+
 
 function setPath(tree: Tree, path: string[], value: unknown): void {
   let node = tree;
@@ -70,6 +73,7 @@ export function readConfigFile(file: string): Tree {
 export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
   const env = options.env ?? process.env;
   const tree: Tree = options.file ? readConfigFile(options.file) : {};
+  normalizeCoturnConfig(tree);
   const origin = new Map<string, string>();
   for (const [name, path] of envPaths) {
     let value = env[name];

@@ -79,6 +79,67 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    turn: Type.Object(
+      {
+        /** TURN servers from config; more can register through the API. */
+        servers: Type.Array(
+          Type.Object(
+            {
+              /** Public address or name: what clients are told. */
+              host: Type.String({ minLength: 1, maxLength: 253 }),
+              /** Private address: what is probed and matched against metrics. */
+              privateAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
+              port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+              tlsPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+              region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [] },
+        ),
+        healthCheck: Type.Object(
+          {
+            intervalSeconds: Type.Number({ exclusiveMinimum: 0, default: 15 }),
+            timeoutSeconds: Type.Number({ exclusiveMinimum: 0, default: 5 }),
+            successThreshold: Type.Integer({ minimum: 1, default: 3 }),
+            failureThreshold: Type.Integer({ minimum: 1, default: 3 }),
+            /** Port probed; the server's TURN port (turn.port) when unset. */
+            port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+            /** tcp: connect (the original); stun: a STUN Binding over UDP; tls: a TLS handshake. */
+            protocol: Type.Enum(['tcp', 'stun', 'tls'], { default: 'tcp' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        loadBalancer: Type.Object(
+          {
+            algorithm: Type.Enum(['random', 'metrics', 'least-allocations'], { default: 'random' }),
+            intervalMinutes: Type.Number({ exclusiveMinimum: 0, default: 5 }),
+            durationMinutes: Type.Number({ exclusiveMinimum: 0, default: 5 }),
+            timeoutSeconds: Type.Number({ exclusiveMinimum: 0, default: 5 }),
+            /** query_range step; the original uses 60 s. */
+            stepSeconds: Type.Number({ exclusiveMinimum: 0, default: 60 }),
+            /** Series with fewer points than this are dropped as too little data. */
+            minPoints: Type.Integer({ minimum: 1, default: 2 }),
+            prometheus: Type.Object(
+              {
+                endpoint: Type.Optional(Type.String({ minLength: 1 })),
+                port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+                query: Type.String({ default: 'sum(node_netstat_Tcp_CurrEstab{ip=~"%s"}) by(ip)' }),
+              },
+              { additionalProperties: false, default: {} },
+            ),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        /** TURN REST API secret (coturn static-auth-secret); a list rotates: the first signs. */
+        secret: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })])),
+        credentialTtlSeconds: Type.Integer({ minimum: 60, default: 86_400 }),
+        /** The TURN port (answers, and probes unless healthCheck.port is set) when a server names none. */
+        port: Type.Integer({ minimum: 1, maximum: 65535, default: 3478 }),
+        tlsPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );

@@ -43,6 +43,12 @@ export function createMetrics(store: StateStore, pools: string[]) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const turnSelections = new Counter({
+    name: 'switchboard_turn_selections_total',
+    help: 'TURN servers handed out, by server and basis (load, random, only-healthy, no-healthy, ice-servers).',
+    labelNames: ['server', 'basis'] as const,
+    registers: [registry],
+  });
   const notifications = new Counter({
     name: 'switchboard_notifications_total',
     help: 'Webhook notifications (room-lost) by result.',
@@ -97,7 +103,7 @@ export function createMetrics(store: StateStore, pools: string[]) {
     },
   });
 
-  return { registry, placements, placementFailures, placementsLost, placementDuration, probeDuration, notifications };
+  return { registry, placements, placementFailures, placementsLost, placementDuration, probeDuration, notifications, turnSelections };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

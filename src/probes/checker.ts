@@ -13,6 +13,8 @@ export interface HealthCheckerOptions {
   /** Placements on a server unhealthy for this long are released (0 = at once). */
   lostAfterMs: number;
   concurrency: number;
+  /** Probe at once on start instead of after one interval (servers that start `unknown`). */
+  immediate?: boolean;
   probe: (server: Server) => Promise<ProbeOutcome>;
   onLost: (lost: LostPlacement[]) => void;
   onProbe?: (server: Server, outcome: ProbeOutcome) => void;
@@ -34,7 +36,7 @@ export class HealthChecker {
 
   start(): void {
     this.stopped = false;
-    this.schedule(this.o.intervalMs);
+    this.schedule(this.o.immediate ? 0 : this.o.intervalMs);
   }
 
   async stop(): Promise<void> {

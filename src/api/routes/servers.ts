@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { RoomService } from '../../pools/rooms/service.js';
-import { ErrorBody, IdParams, ServerView, serverView } from '../schemas.js';
+import { ErrorBody, IdParams, ServerView, serverView, sortById } from '../schemas.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 
@@ -13,10 +13,7 @@ export const serverRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = a
     '/servers',
     { schema: { tags: ['servers'], summary: 'All registered servers', response: { 200: Type.Object({ servers: Type.Array(ServerView) }) } } },
     async () => ({
-      servers: rooms
-        .listServers()
-        .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
-        .map((s) => serverView(s, rooms.roomCount(s.id))),
+      servers: sortById(rooms.listServers()).map((s) => serverView(s, rooms.roomCount(s.id))),
     }),
   );
 
