@@ -22,7 +22,8 @@ export async function createRoomOnServer(
     method: 'POST',
     headers: { 'content-type': 'application/json', 'user-agent': 'switchboard' },
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+    // undici's own timeouts, not an AbortSignal: a signal costs a timer and listeners per call on
+    // the placement hot path.
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     ...(dispatcher ? { dispatcher } : {}),
@@ -42,6 +43,6 @@ export async function createRoomOnServer(
 /** A short reason for a failed call, for logs and the 502 body. */
 export function describeFailure(err: unknown, timeoutMs: number): string {
   const e = err as Error & { code?: string };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
   return e.code ? `${e.code}: ${e.message}` : e.message;
 }

@@ -1,0 +1,155 @@
+// Room placements per second through the HTTP API, memory and Redis stores, beside a plain
+// Fastify route returning a constant, in the same run on the same machine.
+//   npm run build && npm run bench:rooms        (BENCH_DURATION=10 BENCH_CONNECTIONS=50)
+import autocannon from 'autocannon';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+
+const duration = Number(process.env.BENCH_DURATION ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const children = [];
+const log = (msg) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function start(name, cmd, args, env = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  child.name = name;
+  children.push(child);
+  return child;
+}
+
+async function waitHttp(url, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      if (res.status < 500) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function cleanup() {
+  for (const c of children) c.kill('SIGKILL');
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+// A stand-in media server: answers room creation as mediasoup's API does.
+const sfuScript = `
+const http = require('node:http');
+const port = Number(process.env.PORT);
+http.createServer((req, res) => {
+  if (req.method === 'GET') { res.writeHead(200, {'content-type':'application/json'}); return res.end('{"status":"ok"}'); }
+  let body = ''; req.on('data', (c) => body += c); req.on('end', () => {
+    const roomId = decodeURIComponent(req.url.split('/').pop());
+    res.writeHead(200, {'content-type':'application/json'});
+    res.end(JSON.stringify({ protocol: '2060-mediasoup-v1', wsUrl: 'ws://127.0.0.1:' + port, roomId }));
+  });
+}).listen(port, '127.0.0.1');
+`;
+// The reference: the cheapest Fastify route of the same shape.
+const referenceScript = `
+const app = require('fastify')({ logger: false });
+app.post('/rooms/:roomId', async (req) => ({ protocol: '2060-mediasoup-v1', wsUrl: 'ws://127.0.0.1:1', roomId: req.params.roomId }));
+app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
+`;
+
+async function run(name, base) {
+  let n = 0;
+  const runId = `run${Date.now()}`;
+  const opts = {
+    url: base,
+    connections,
+    duration,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        // A new room every request; the body is set here too, as autocannon rebuilds the request.
+        setupRequest: (req) => ({ ...req, path: `/rooms/${runId}-${n++}`, body: '{"maxPeerCount":2}' }),
+      },
+    ],
+  };
+  log(`${name}: warm-up 2 s`);
+  await autocannon({ ...opts, duration: 2 });
+  log(`${name}: measuring ${duration} s with ${connections} connections`);
+  const r = await autocannon(opts);
+  return { name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts, placed: r['2xx'], status: r.statusCodeStats, errors: r.errors, timeouts: r.timeouts };
+}
+
+async function main() {
+  const [sfuPort, refPort, memPort, redisPort, redisSbPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  log('starting stand-in media server, reference Fastify, redis-server, Switchboard (memory, redis)');
+  start('sfu', process.execPath, ['-e', sfuScript], { PORT: String(sfuPort) });
+  start('reference', process.execPath, ['-e', referenceScript], { PORT: String(refPort) });
+  start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+  const sbEnv = { HOST: '127.0.0.1', LOG_LEVEL: 'warn', HEALTH_CHECK_INTERVAL: '600000' };
+  await waitHttp(`http://127.0.0.1:${sfuPort}/health`);
+  await new Promise((r) => setTimeout(r, 300));
+  start('switchboard-memory', process.execPath, ['bin/switchboard.js', 'serve'], { ...sbEnv, APP_PORT: String(memPort) });
+  start('switchboard-redis', process.execPath, ['bin/switchboard.js', 'serve'], { ...sbEnv, APP_PORT: String(redisSbPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+  await Promise.all([`http://127.0.0.1:${refPort}/`, `http://127.0.0.1:${memPort}/healthz`, `http://127.0.0.1:${redisSbPort}/healthz`].map((u) => waitHttp(u)));
+
+  for (const port of [memPort, redisSbPort]) {
+    const res = await fetch(`http://127.0.0.1:${port}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ serverId: 'sfu-1', serviceUrl: `http://127.0.0.1:${sfuPort}`, workers: 1, capacity: 1e9 }),
+    });
+    if (res.status !== 200) throw new Error(`register failed: ${res.status}`);
+  }
+
+  const results = [];
+  results.push(await run('reference (constant Fastify route)', `http://127.0.0.1:${refPort}`));
+  for (const [name, port] of [['switchboard, memory store', memPort], ['switchboard, redis store', redisSbPort]]) {
+    const r = await run(name, `http://127.0.0.1:${port}`);
+    const server = await (await fetch(`http://127.0.0.1:${port}/servers/sfu-1`)).json();
+    r.reservedOk = server.reserved === server.placements * 4;
+    results.push(r);
+  }
+  const ref = results[0].rps;
+  const targets = { 'switchboard, memory store': 0.5, 'switchboard, redis store': 0.3 };
+  console.log('\n| target | req/s | p50 ms | p99 ms | errors | ratio to reference | goal |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) {
+    r.ratio = r.rps / ref;
+    const goal = targets[r.name] ? `≥ ${targets[r.name]}×` : '';
+    console.log(`| ${r.name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.ratio.toFixed(2)}× | ${goal} |`);
+  }
+  const machine = {
+    node: process.version,
+    redis: execFileSync('redis-server', ['--version']).toString().trim(),
+    cpu: os.cpus()[0]?.model,
+    cores: os.cpus().length,
+    duration,
+    connections,
+    version: JSON.parse(readFileSync('package.json', 'utf8')).version,
+  };
+  console.log(`\n${JSON.stringify(machine)}`);
+  for (const r of results.slice(1)) if (!r.reservedOk || r.non2xx > 0) console.log(`WARNING: ${r.name}: ${r.non2xx} errors, reserved consistent: ${r.reservedOk}`);
+  mkdirSync('bench/results', { recursive: true });
+  const file = `bench/results/rooms-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(file, JSON.stringify({ machine, results }, null, 2));
+  log(`results written to ${file}`);
+}
+
+main()
+  .catch((err) => {
+    console.error(`bench failed: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(cleanup);
