@@ -1,43 +1,26 @@
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSwitchboard, type SwitchboardProcess } from '../helpers/process.js';
-import { RedisServer } from '../helpers/redis.js';
-import { startSfu, type Sfu } from '../helpers/sfu.js';
+import { call, startPair, type Json, type Pair } from '../helpers/http.js';
+import type { SwitchboardProcess } from '../helpers/process.js';
+import type { Sfu } from '../helpers/sfu.js';
 
 /**
  * Two `switchboard serve` processes on one Redis behave as one balancer: placement is atomic
  * across them (no server is ever over-booked) and each server is probed by one of them at a time.
  */
-type Json = Record<string, unknown>;
-const agent = new Agent({ connections: 256, pipelining: 1 });
 
-async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const res = await request(base + path, {
-    method: method as 'GET',
-    dispatcher: agent,
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-  });
-  return { status: res.statusCode, body: (await res.body.json()) as Json };
-}
-
-let redis: RedisServer;
+let pair: Pair;
 let sfus: Sfu[];
 let a: SwitchboardProcess;
 let b: SwitchboardProcess;
 const interval = 400;
 
 beforeAll(async () => {
-  redis = await RedisServer.start();
-  sfus = await Promise.all([startSfu(), startSfu(), startSfu()]);
-  const env = { REDIS_URL: redis.url, HEALTH_CHECK_INTERVAL: String(interval), HEALTH_CHECK_TIMEOUT: '300' };
-  [a, b] = await Promise.all([startSwitchboard({ env }), startSwitchboard({ env })]);
+  pair = await startPair(3, { HEALTH_CHECK_INTERVAL: String(interval), HEALTH_CHECK_TIMEOUT: '300' });
+  ({ sfus, a, b } = pair);
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await Promise.all((sfus ?? []).map((s) => s.stop()));
-  await redis?.dispose();
-  await agent.close();
+  await pair?.stop();
 });
 
 describe('two instances on one Redis', () => {

@@ -1,52 +1,28 @@
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSwitchboard, type SwitchboardProcess } from '../helpers/process.js';
-import { RedisServer } from '../helpers/redis.js';
-import { startSfu, type Sfu } from '../helpers/sfu.js';
+import { call, startPair, until, type Json, type Pair } from '../helpers/http.js';
+import type { SwitchboardProcess } from '../helpers/process.js';
+import type { Sfu } from '../helpers/sfu.js';
 
 /**
  * Redis goes away under two serving instances and comes back empty (no persistence): reads keep
  * working from each instance's view, writes fail fast with 503, and afterwards the instances
  * restore what they knew, so nothing is double-booked.
  */
-type Json = Record<string, unknown>;
-const agent = new Agent({ connections: 64 });
 
-async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const res = await request(base + path, {
-    method: method as 'GET',
-    dispatcher: agent,
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-  });
-  return { status: res.statusCode, body: (await res.body.json()) as Json };
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-let redis: RedisServer;
+let pair: Pair;
+let redis: Pair['redis'];
 let sfus: Sfu[];
 let a: SwitchboardProcess;
 let b: SwitchboardProcess;
 
 beforeAll(async () => {
-  redis = await RedisServer.start();
-  sfus = await Promise.all([startSfu(), startSfu()]);
-  const env = { REDIS_URL: redis.url, HEALTH_CHECK_INTERVAL: '500', HEALTH_CHECK_TIMEOUT: '300' };
-  [a, b] = await Promise.all([startSwitchboard({ env }), startSwitchboard({ env })]);
+  pair = await startPair(2, { HEALTH_CHECK_INTERVAL: '500', HEALTH_CHECK_TIMEOUT: '300' });
+  ({ redis, sfus, a, b } = pair);
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await Promise.all((sfus ?? []).map((s) => s.stop()));
-  await redis?.dispose();
-  await agent.close();
+  await pair?.stop();
 });
 
 describe('Redis restart under two instances', () => {
