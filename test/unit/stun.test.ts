@@ -1,10 +1,15 @@
 import { createHmac } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkFingerprint, decodeMessage, encodeBindingRequest, probeStun, xorMappedAddress } from '../../src/probes/stun.js';
-import { probeTcp } from '../../src/probes/tcp.js';
+import { probeTcp, probeTls } from '../../src/probes/tcp.js';
 import { freePort } from '../helpers/ports.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -148,5 +153,26 @@ describe('probes', () => {
       server.close();
     }
     expect(await probeTcp('127.0.0.1', await freePort(), 500)).toMatchObject({ ok: false, error: 'ECONNREFUSED' });
+  });
+
+  it('TLS: a handshake with a self-signed server succeeds; a plain TCP listener times out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k'), '-out', join(dir, 'c'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+      const tls = createTlsServer({ key: readFileSync(join(dir, 'k')), cert: readFileSync(join(dir, 'c')) }, (s) => s.end());
+      await new Promise<void>((r) => tls.listen(0, '127.0.0.1', () => r()));
+      const silent = createServer(() => {});
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+      try {
+        expect((await probeTls('127.0.0.1', (tls.address() as { port: number }).port, 1000)).ok).toBe(true);
+        expect(await probeTls('127.0.0.1', (silent.address() as { port: number }).port, 300)).toMatchObject({ ok: false, error: 'timeout after 300 ms' });
+        expect((await probeTls('127.0.0.1', (tls.address() as { port: number }).port, 1000, { rejectUnauthorized: true })).ok).toBe(false);
+      } finally {
+        tls.close();
+        silent.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
