@@ -17,7 +17,7 @@ let a: SwitchboardProcess;
 let b: SwitchboardProcess;
 
 beforeAll(async () => {
-  pair = await startPair(2, { HEALTH_CHECK_INTERVAL: '500', HEALTH_CHECK_TIMEOUT: '300' });
+  pair = await startPair(2, { HEALTH_CHECK_INTERVAL: '500', HEALTH_CHECK_TIMEOUT: '300', HEALTH_FAILURE_THRESHOLD: '3' });
   ({ redis, sfus, a, b } = pair);
 }, 60_000);
 
