@@ -43,7 +43,8 @@ async function waitHttp(url, timeoutMs = 20_000) {
 }
 
 function cleanup() {
-  for (const c of children) c.kill('SIGKILL');
+  // SIGTERM first so profiled processes can write their profile.
+  for (const c of children) c.kill(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
@@ -68,6 +69,32 @@ app.post('/rooms/:roomId', async (req) => ({ protocol: '2060-mediasoup-v1', wsUr
 app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
 `;
 
+// CPU time a process has used so far, in µs: [user, system]. Children from /proc (Linux).
+function cpuOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return [(Number(fields[11]) * 1e6) / 100, (Number(fields[12]) * 1e6) / 100]; // utime, stime in USER_HZ (100) ticks
+}
+
+function cpuSnapshot() {
+  const own = process.cpuUsage();
+  const snap = { 'load generator': [own.user, own.system] };
+  for (const c of children) snap[c.name] = cpuOf(c.pid);
+  return snap;
+}
+
+// The proxy anchor: the same HTTP work as a placement without the balancing — receive the
+// request, POST it on to the media server over a kept-open undici Pool, answer with its body.
+const proxyScript = `
+const { Pool } = require('undici');
+const pool = new Pool('http://127.0.0.1:' + process.env.SFU_PORT);
+const app = require('fastify')({ logger: false });
+app.post('/rooms/:roomId', async (req) => {
+  const res = await pool.request({ path: '/rooms/' + encodeURIComponent(req.params.roomId), method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ maxPeerCount: 2 }) });
+  return res.body.json();
+});
+app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
+`;
+
 async function run(name, base) {
   let n = 0;
   const runId = `run${Date.now()}`;
@@ -87,22 +114,36 @@ async function run(name, base) {
   log(`${name}: warm-up 2 s`);
   await autocannon({ ...opts, duration: 2 });
   log(`${name}: measuring ${duration} s with ${connections} connections`);
+  const before = cpuSnapshot();
   const r = await autocannon(opts);
-  return { name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts, placed: r['2xx'], status: r.statusCodeStats, errors: r.errors, timeouts: r.timeouts };
+  const after = cpuSnapshot();
+  // CPU µs per request for each process that used any, to see where the time goes.
+  const cpuPerRequest = {};
+  const total = Math.max(1, r.requests.total);
+  for (const k of Object.keys(after)) {
+    const user = (after[k][0] - before[k][0]) / total;
+    const system = (after[k][1] - before[k][1]) / total;
+    if (user + system >= 1) cpuPerRequest[k] = { total: Math.round(user + system), system: Math.round(system) };
+  }
+  log(`${name}: CPU µs per request ${JSON.stringify(cpuPerRequest)}`);
+  return { name, cpuPerRequest, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts, placed: r['2xx'], status: r.statusCodeStats, errors: r.errors, timeouts: r.timeouts };
 }
 
 async function main() {
-  const [sfuPort, refPort, memPort, redisPort, redisSbPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-  log('starting stand-in media server, reference Fastify, redis-server, Switchboard (memory, redis)');
+  const [sfuPort, refPort, proxyPort, memPort, redisPort, redisSbPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  log('starting stand-in media server, reference Fastify, proxy anchor, redis-server, Switchboard (memory, redis)');
   start('sfu', process.execPath, ['-e', sfuScript], { PORT: String(sfuPort) });
   start('reference', process.execPath, ['-e', referenceScript], { PORT: String(refPort) });
+  start('proxy', process.execPath, ['-e', proxyScript], { PORT: String(proxyPort), SFU_PORT: String(sfuPort) });
   start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
   const sbEnv = { HOST: '127.0.0.1', LOG_LEVEL: 'warn', HEALTH_CHECK_INTERVAL: '600000' };
   await waitHttp(`http://127.0.0.1:${sfuPort}/health`);
   await new Promise((r) => setTimeout(r, 300));
-  start('switchboard-memory', process.execPath, ['bin/switchboard.js', 'serve'], { ...sbEnv, APP_PORT: String(memPort) });
-  start('switchboard-redis', process.execPath, ['bin/switchboard.js', 'serve'], { ...sbEnv, APP_PORT: String(redisSbPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` });
-  await Promise.all([`http://127.0.0.1:${refPort}/`, `http://127.0.0.1:${memPort}/healthz`, `http://127.0.0.1:${redisSbPort}/healthz`].map((u) => waitHttp(u)));
+  // BENCH_CPU_PROF=1 writes a V8 CPU profile of each Switchboard process to bench/results/prof/.
+  const node = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/prof'] : [];
+  start('switchboard-memory', process.execPath, [...node, 'bin/switchboard.js', 'serve'], { ...sbEnv, APP_PORT: String(memPort) });
+  start('switchboard-redis', process.execPath, [...node, 'bin/switchboard.js', 'serve'], { ...sbEnv, APP_PORT: String(redisSbPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+  await Promise.all([`http://127.0.0.1:${refPort}/`, `http://127.0.0.1:${proxyPort}/`, `http://127.0.0.1:${memPort}/healthz`, `http://127.0.0.1:${redisSbPort}/healthz`].map((u) => waitHttp(u)));
 
   for (const port of [memPort, redisSbPort]) {
     const res = await fetch(`http://127.0.0.1:${port}/register`, {
@@ -115,6 +156,7 @@ async function main() {
 
   const results = [];
   results.push(await run('reference (constant Fastify route)', `http://127.0.0.1:${refPort}`));
+  results.push(await run('anchor: plain Node proxy to the media server', `http://127.0.0.1:${proxyPort}`));
   for (const [name, port] of [['switchboard, memory store', memPort], ['switchboard, redis store', redisSbPort]]) {
     const r = await run(name, `http://127.0.0.1:${port}`);
     const server = await (await fetch(`http://127.0.0.1:${port}/servers/sfu-1`)).json();
@@ -122,13 +164,16 @@ async function main() {
     results.push(r);
   }
   const ref = results[0].rps;
+  const proxy = results[1].rps;
   const targets = { 'switchboard, memory store': 0.5, 'switchboard, redis store': 0.3 };
-  console.log('\n| target | req/s | p50 ms | p99 ms | errors | ratio to reference | goal |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const cpu = (r) => Object.entries(r.cpuPerRequest).map(([k, v]) => `${k} ${v.total}`).join(', ');
+  console.log('\n| target | req/s | p50 ms | p99 ms | errors | ratio to reference | ratio to proxy | goal | CPU µs per request |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const r of results) {
     r.ratio = r.rps / ref;
+    r.ratioToProxy = r.rps / proxy;
     const goal = targets[r.name] ? `≥ ${targets[r.name]}×` : '';
-    console.log(`| ${r.name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.ratio.toFixed(2)}× | ${goal} |`);
+    console.log(`| ${r.name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.ratio.toFixed(2)}× | ${r.ratioToProxy.toFixed(2)}× | ${goal} | ${cpu(r)} |`);
   }
   const machine = {
     node: process.version,
@@ -140,7 +185,7 @@ async function main() {
     version: JSON.parse(readFileSync('package.json', 'utf8')).version,
   };
   console.log(`\n${JSON.stringify(machine)}`);
-  for (const r of results.slice(1)) if (!r.reservedOk || r.non2xx > 0) console.log(`WARNING: ${r.name}: ${r.non2xx} errors, reserved consistent: ${r.reservedOk}`);
+  for (const r of results.slice(2)) if (!r.reservedOk || r.non2xx > 0) console.log(`WARNING: ${r.name}: ${r.non2xx} errors, reserved consistent: ${r.reservedOk}`);
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/rooms-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, JSON.stringify({ machine, results }, null, 2));

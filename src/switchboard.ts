@@ -106,6 +106,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
         turn.stop();
         await Promise.all(checkers.map((c) => c.stop()));
         await app.close();
+        await rooms.close();
         await notifier.drain();
         await store.close();
       })()),

@@ -37,7 +37,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  app.addHook('onRequest', bearerAuth(deps.authToken));
+  // Only with a token configured: an open instance pays nothing per request for it.
+  if (deps.authToken !== undefined) app.addHook('onRequest', bearerAuth(deps.authToken));
 
   await app.register(swagger, {
     openapi: {

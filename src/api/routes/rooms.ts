@@ -59,8 +59,9 @@ export const roomRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = asy
     {
       config: { auth: true },
       // Clients may POST without a body: every field has a default.
-      preValidation: async (req) => {
+      preValidation: (req, _reply, done) => {
         if (req.body === undefined || req.body === null) req.body = {};
+        done();
       },
       schema: {
         tags: ['rooms'],

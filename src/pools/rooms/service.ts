@@ -8,9 +8,11 @@ import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { StoreUnavailableError, type StateStore } from '../../store/store.js';
 import type { Notifier } from '../notifier.js';
-import { createRoomOnServer, describeFailure } from './media-client.js';
+import { describeFailure, MediaClient } from './media-client.js';
 
 export const ROOMS_POOL = 'rooms';
+
+type Observer = { observe(value: number): void };
 
 export interface RegisterInput {
   serverId: string;
@@ -50,9 +52,24 @@ export interface RoomServiceDeps {
 export class RoomService {
   private readonly inflight = new Map<string, Promise<RoomAnswer>>();
   private readonly now: () => number;
+  private readonly media: MediaClient;
+  // Metric children bound once: a labelled observe() hashes its labels on every call.
+  private readonly timings: { ok: Observer; failed: Observer };
+  private readonly created: { inc(): void };
 
   constructor(private readonly d: RoomServiceDeps) {
     this.now = d.now ?? Date.now;
+    this.media = new MediaClient({ timeoutMs: d.config.createTimeoutMs });
+    this.timings = {
+      ok: d.metrics.placementDuration.labels({ pool: ROOMS_POOL, outcome: 'ok' }),
+      failed: d.metrics.placementDuration.labels({ pool: ROOMS_POOL, outcome: 'failed' }),
+    };
+    this.created = d.metrics.placements.labels({ pool: ROOMS_POOL, outcome: 'created' });
+  }
+
+  /** Closes the connections kept open to media servers. */
+  close(): Promise<void> {
+    return this.media.close();
   }
 
   async register(input: RegisterInput): Promise<Server> {
@@ -74,6 +91,7 @@ export class RoomService {
       this.now(),
     );
     this.lost(lost);
+    this.pruneClients();
     return server;
   }
 
@@ -92,6 +110,7 @@ export class RoomService {
     const { server, lost } = await this.d.store.deregisterServer(ROOMS_POOL, serverId);
     if (!server) throw notFound('server', 'id', serverId);
     this.lost(lost);
+    this.pruneClients();
     return server;
   }
 
@@ -129,21 +148,30 @@ export class RoomService {
     const roomId = input.roomId ?? randomUUID();
     const running = this.inflight.get(roomId);
     if (running) return running;
-    const started = performance.now();
-    const p = this.place(roomId, input)
-      .then((answer) => {
-        this.d.metrics.placementDuration.observe({ pool: ROOMS_POOL, outcome: 'ok' }, (performance.now() - started) / 1000);
-        return answer;
-      })
-      .catch((err: unknown) => {
-        this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'failed' });
-        this.d.metrics.placementDuration.observe({ pool: ROOMS_POOL, outcome: 'failed' }, (performance.now() - started) / 1000);
-        if (err instanceof StoreUnavailableError) this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'store_unavailable' });
-        throw err;
-      })
-      .finally(() => this.inflight.delete(roomId));
+    const p = this.timedPlace(roomId, input);
     this.inflight.set(roomId, p);
     return p;
+  }
+
+  private async timedPlace(roomId: string, input: CreateRoomInput): Promise<RoomAnswer> {
+    const started = performance.now();
+    try {
+      const answer = await this.place(roomId, input);
+      this.timings.ok.observe((performance.now() - started) / 1000);
+      return answer;
+    } catch (err) {
+      this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'failed' });
+      this.timings.failed.observe((performance.now() - started) / 1000);
+      if (err instanceof StoreUnavailableError) this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'store_unavailable' });
+      throw err;
+    } finally {
+      this.inflight.delete(roomId);
+    }
+  }
+
+  /** Drops kept-open connections to media servers that are no longer registered. */
+  private pruneClients(): void {
+    this.media.prune(this.d.store.listServers(ROOMS_POOL).map((s) => s.serviceUrl));
   }
 
   async closeRoom(serverId: string, roomId: string): Promise<Placement> {
@@ -207,9 +235,9 @@ export class RoomService {
       try {
         if (!server) throw new Error('server deregistered during placement');
         const body = { maxPeerCount, ...(input.eventNotificationUri ? { eventNotificationUri: input.eventNotificationUri } : {}) };
-        const answer = await createRoomOnServer(server.serviceUrl, roomId, body, config.createTimeoutMs);
+        const answer = await this.media.createRoom(server.serviceUrl, roomId, body);
         if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer))) throw new Error('server left the pool while the room was created');
-        this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'created' });
+        this.created.inc();
         return answer;
       } catch (err) {
         if (err instanceof StoreUnavailableError) throw err;

@@ -36,7 +36,10 @@ interface PoolSync {
   generation: string;
   resyncing: Promise<void> | undefined;
   pending: WireEvent[];
-  waiters: { seq: number; resolve: () => void }[];
+  /** Writes waiting for their own change to reach the view, in seq order. */
+  waiters: { seq: number; since: number; resolve: () => void }[];
+  /** One timer per pool (not one per write) that reloads the view when an event is overdue. */
+  overdue: NodeJS.Timeout | undefined;
 }
 
 export interface RedisStoreOptions {
@@ -63,6 +66,8 @@ export class RedisStore implements StateStore {
   private readonly sub: RedisClient;
   private readonly views = new PoolViews();
   private readonly sync = new Map<string, PoolSync>();
+  /** Event channel name → pool. */
+  private readonly channels = new Map<string, string>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private readonly prefix: string;
   private readonly random: () => number;
@@ -82,7 +87,8 @@ export class RedisStore implements StateStore {
     const scripts = loadScripts();
     for (const name of scriptNames) this.client.defineCommand(`sb_${name}`, { numberOfKeys: 1, lua: scripts[name] });
     for (const pool of options.pools) {
-      this.sync.set(pool, { applied: 0, generation: '', resyncing: undefined, pending: [], waiters: [] });
+      this.channels.set(this.key(pool, 'events'), pool);
+      this.sync.set(pool, { applied: 0, generation: '', resyncing: undefined, pending: [], waiters: [], overdue: undefined });
     }
   }
 
@@ -111,7 +117,7 @@ export class RedisStore implements StateStore {
   async close(): Promise<void> {
     this.closing = true;
     this.listeners.clear();
-    for (const s of this.sync.values()) for (const w of s.waiters.splice(0)) w.resolve();
+    for (const s of this.sync.values()) this.wake(s, true);
     await Promise.allSettled([this.client.quit(), this.sub.quit()]);
     this.client.disconnect();
     this.sub.disconnect();
@@ -275,32 +281,43 @@ export class RedisStore implements StateStore {
     const s = this.poolSync(pool);
     if (s.applied >= seq || this.closing) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        // The event is late or lost: reload instead of waiting longer.
-        void this.resync(pool).finally(resolve);
-      }, this.catchUpTimeoutMs);
-      s.waiters.push({
-        seq,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
+      // Replies arrive in the order Redis ran the scripts, so this is almost always an append.
+      let i = s.waiters.length;
+      while (i > 0 && s.waiters[i - 1]!.seq > seq) i--;
+      s.waiters.splice(i, 0, { seq, since: Date.now(), resolve });
+      if (!s.overdue) this.watchOverdue(pool, s);
     });
   }
 
+  /** While writes wait, checks every half timeout whether one waited too long: then reloads. */
+  private watchOverdue(pool: string, s: PoolSync): void {
+    s.overdue = setTimeout(() => {
+      s.overdue = undefined;
+      if (s.waiters.length === 0) return;
+      const late = Date.now() - this.catchUpTimeoutMs;
+      // The event is late or lost: reload instead of waiting longer (a reload wakes everyone).
+      if (s.waiters.some((w) => w.since <= late)) void this.resync(pool);
+      this.watchOverdue(pool, s);
+    }, this.catchUpTimeoutMs / 2);
+    s.overdue.unref();
+  }
+
   private wake(s: PoolSync, all = false): void {
-    if (s.waiters.length === 0) return;
-    const keep: PoolSync['waiters'] = [];
-    for (const w of s.waiters) {
-      if (all || w.seq <= s.applied) w.resolve();
-      else keep.push(w);
+    const { waiters } = s;
+    if (waiters.length === 0) return;
+    let n = 0;
+    if (all) n = waiters.length;
+    else while (n < waiters.length && waiters[n]!.seq <= s.applied) n++;
+    if (n === 0) return;
+    for (const w of waiters.splice(0, n)) w.resolve();
+    if (waiters.length === 0 && s.overdue) {
+      clearTimeout(s.overdue);
+      s.overdue = undefined;
     }
-    s.waiters = keep;
   }
 
   private onMessage(channel: string, message: string): void {
-    const pool = this.options.pools.find((p) => this.key(p, 'events') === channel);
+    const pool = this.channels.get(channel);
     if (!pool) return;
     let event: WireEvent;
     try {
