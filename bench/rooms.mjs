@@ -2,52 +2,10 @@
 // Fastify route returning a constant, in the same run on the same machine.
 //   npm run build && npm run bench:rooms        (BENCH_DURATION=10 BENCH_CONNECTIONS=50)
 import autocannon from 'autocannon';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import os from 'node:os';
+import { cpuSnapshot, freePort, log, machine, main, start, waitHttp, writeResults } from './lib.mjs';
 
 const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const children = [];
-const log = (msg) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function start(name, cmd, args, env = {}) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  child.name = name;
-  children.push(child);
-  return child;
-}
-
-async function waitHttp(url, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(url);
-      if (res.status < 500) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function cleanup() {
-  // SIGTERM first so profiled processes can write their profile.
-  for (const c of children) c.kill(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
-}
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
 
 // A stand-in media server: answers room creation as mediasoup's API does.
 const sfuScript = `
@@ -68,19 +26,6 @@ const app = require('fastify')({ logger: false });
 app.post('/rooms/:roomId', async (req) => ({ protocol: '2060-mediasoup-v1', wsUrl: 'ws://127.0.0.1:1', roomId: req.params.roomId }));
 app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
 `;
-
-// CPU time a process has used so far, in µs: [user, system]. Children from /proc (Linux).
-function cpuOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return [(Number(fields[11]) * 1e6) / 100, (Number(fields[12]) * 1e6) / 100]; // utime, stime in USER_HZ (100) ticks
-}
-
-function cpuSnapshot() {
-  const own = process.cpuUsage();
-  const snap = { 'load generator': [own.user, own.system] };
-  for (const c of children) snap[c.name] = cpuOf(c.pid);
-  return snap;
-}
 
 // The proxy anchor: the same HTTP work as a placement without the balancing — receive the
 // request, POST it on to the media server over a kept-open undici Pool, answer with its body.
@@ -129,7 +74,7 @@ async function run(name, base) {
   return { name, cpuPerRequest, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts, placed: r['2xx'], status: r.statusCodeStats, errors: r.errors, timeouts: r.timeouts };
 }
 
-async function main() {
+async function bench() {
   const [sfuPort, refPort, proxyPort, memPort, redisPort, redisSbPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   log('starting stand-in media server, reference Fastify, proxy anchor, redis-server, Switchboard (memory, redis)');
   start('sfu', process.execPath, ['-e', sfuScript], { PORT: String(sfuPort) });
@@ -175,26 +120,10 @@ async function main() {
     const goal = targets[r.name] ? `≥ ${targets[r.name]}×` : '';
     console.log(`| ${r.name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.ratio.toFixed(2)}× | ${r.ratioToProxy.toFixed(2)}× | ${goal} | ${cpu(r)} |`);
   }
-  const machine = {
-    node: process.version,
-    redis: execFileSync('redis-server', ['--version']).toString().trim(),
-    cpu: os.cpus()[0]?.model,
-    cores: os.cpus().length,
-    duration,
-    connections,
-    version: JSON.parse(readFileSync('package.json', 'utf8')).version,
-  };
-  console.log(`\n${JSON.stringify(machine)}`);
+  const info = { ...machine(), duration, connections };
+  console.log(`\n${JSON.stringify(info)}`);
   for (const r of results.slice(2)) if (!r.reservedOk || r.non2xx > 0) console.log(`WARNING: ${r.name}: ${r.non2xx} errors, reserved consistent: ${r.reservedOk}`);
-  mkdirSync('bench/results', { recursive: true });
-  const file = `bench/results/rooms-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-  writeFileSync(file, JSON.stringify({ machine, results }, null, 2));
-  log(`results written to ${file}`);
+  writeResults('rooms', { machine: info, results });
 }
 
-main()
-  .catch((err) => {
-    console.error(`bench failed: ${err.stack ?? err}`);
-    process.exitCode = 1;
-  })
-  .finally(cleanup);
+main(bench);

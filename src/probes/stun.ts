@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ProbeOutcome } from '../core/health.js';
@@ -140,36 +140,123 @@ export function checkFingerprint(buf: Buffer): boolean | undefined {
   return ((crc32(buf.subarray(0, at)) ^ FINGERPRINT_XOR) >>> 0) === buf.readUInt32BE(at + 4);
 }
 
+interface PendingProbe {
+  transactionId: Buffer;
+  request: Buffer;
+  host: string;
+  port: number;
+  timeoutMs: number;
+  started: number;
+  sent: number;
+  timer: NodeJS.Timeout;
+  resolve: (outcome: ProbeOutcome & { mapped?: MappedAddress }) => void;
+}
+
 /**
- * A STUN Binding request over UDP: the honest probe for a UDP-only TURN listener. Sent at 0, ¼
- * and ½ of the timeout (UDP may drop one); healthy when a Binding success response with our
- * transaction id carries a mapped address.
+ * STUN Binding probes over UDP: the honest probe for a UDP-only TURN listener. Each request is
+ * sent at 0, ¼ and ½ of the timeout (UDP may drop one); healthy when a Binding success response
+ * with our transaction id carries a mapped address.
+ *
+ * All probes share one socket per address family and are told apart by their 96-bit random
+ * transaction id: a socket per probe costs a socket, a bind, an epoll registration and a close
+ * for every probe, which with a thousand TURN endpoints probed every second is most of the cost
+ * (measured in bench/turn-probes.mjs).
  */
-export function probeStun(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome & { mapped?: MappedAddress }> {
-  const started = performance.now();
-  const transactionId = randomBytes(12);
-  const request = encodeBindingRequest(transactionId, { fingerprint: true });
-  const socket = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
-  return new Promise((resolve) => {
-    const timers: NodeJS.Timeout[] = [];
-    let done = false;
-    const finish = (outcome: Omit<ProbeOutcome, 'at' | 'latencyMs'> & { mapped?: MappedAddress }) => {
-      if (done) return;
-      done = true;
-      for (const t of timers) clearTimeout(t);
-      socket.close();
-      resolve({ ...outcome, at: Date.now(), latencyMs: performance.now() - started });
-    };
-    socket.on('message', (data) => {
-      const msg = decodeMessage(data);
-      if (!msg || msg.method !== 0x001 || !msg.transactionId.equals(transactionId)) return;
-      if (msg.class !== 'success') return finish({ ok: false, error: 'STUN Binding error response' });
-      const mapped = xorMappedAddress(msg) ?? mappedAddress(msg);
-      finish(mapped ? { ok: true, mapped } : { ok: false, error: 'STUN response without a mapped address' });
+export class StunProber {
+  private readonly sockets = new Map<'udp4' | 'udp6', Socket>();
+  private readonly pending = new Map<string, PendingProbe>();
+  // Transaction ids are cut from one block of random bytes: a randomBytes() call per probe was a
+  // fifth of the probing CPU (each call is a trip into OpenSSL).
+  private random = Buffer.alloc(0);
+  private randomAt = 0;
+
+  private transactionId(): Buffer {
+    if (this.randomAt + 12 > this.random.length) {
+      this.random = randomBytes(12 * 256);
+      this.randomAt = 0;
+    }
+    const id = Buffer.from(this.random.subarray(this.randomAt, this.randomAt + 12));
+    this.randomAt += 12;
+    return id;
+  }
+
+  probe(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome & { mapped?: MappedAddress }> {
+    const transactionId = this.transactionId();
+    return new Promise((resolve) => {
+      const p: PendingProbe = {
+        transactionId,
+        request: encodeBindingRequest(transactionId, { fingerprint: true }),
+        host,
+        port,
+        timeoutMs,
+        started: performance.now(),
+        sent: 0,
+        timer: undefined as unknown as NodeJS.Timeout,
+        resolve,
+      };
+      this.pending.set(transactionId.toString('latin1'), p);
+      this.send(p);
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
-    const send = () => socket.send(request, port, host, (err) => err && finish({ ok: false, error: (err as NodeJS.ErrnoException).code ?? err.message }));
-    for (const at of [0, timeoutMs / 4, timeoutMs / 2]) timers.push(setTimeout(send, at));
-    timers.push(setTimeout(() => finish({ ok: false, error: `timeout after ${timeoutMs} ms` }), timeoutMs));
-  });
+  }
+
+  /** Fails what is in flight and closes the sockets. */
+  close(): void {
+    for (const p of [...this.pending.values()]) this.finish(p, { ok: false, error: 'prober closed' });
+    for (const socket of this.sockets.values()) socket.close();
+    this.sockets.clear();
+  }
+
+  private send(p: PendingProbe): void {
+    p.sent++;
+    // One timer per probe at a time: the next retransmission, or the deadline after the third.
+    const next = p.sent < 3 ? (p.timeoutMs / 4) * p.sent : p.timeoutMs;
+    p.timer = setTimeout(() => (p.sent < 3 ? this.send(p) : this.finish(p, { ok: false, error: `timeout after ${p.timeoutMs} ms` })), next - (performance.now() - p.started));
+    this.socket(isIP(p.host) === 6 ? 'udp6' : 'udp4').send(p.request, p.port, p.host, (err) => {
+      if (err) this.finish(p, { ok: false, error: (err as NodeJS.ErrnoException).code ?? err.message });
+    });
+  }
+
+  private finish(p: PendingProbe, outcome: Omit<ProbeOutcome, 'at' | 'latencyMs'> & { mapped?: MappedAddress }): void {
+    if (!this.pending.delete(p.transactionId.toString('latin1'))) return;
+    clearTimeout(p.timer);
+    p.resolve({ ...outcome, at: Date.now(), latencyMs: performance.now() - p.started });
+  }
+
+  private onMessage(data: Buffer): void {
+    if (data.length < 20) return;
+    const p = this.pending.get(data.toString('latin1', 8, 20));
+    if (!p) return;
+    const msg = decodeMessage(data);
+    if (!msg || msg.method !== 0x001 || !msg.transactionId.equals(p.transactionId)) return;
+    if (msg.class !== 'success') return this.finish(p, { ok: false, error: 'STUN Binding error response' });
+    const mapped = xorMappedAddress(msg) ?? mappedAddress(msg);
+    this.finish(p, mapped ? { ok: true, mapped } : { ok: false, error: 'STUN response without a mapped address' });
+  }
+
+  private socket(family: 'udp4' | 'udp6'): Socket {
+    let socket = this.sockets.get(family);
+    if (!socket) {
+      socket = createSocket(family);
+      socket.on('message', (data) => this.onMessage(data));
+      // A socket-level error (rare on an unconnected UDP socket) fails this family's probes; the
+      // next probe opens a new socket.
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        this.sockets.delete(family);
+        socket!.close();
+        for (const p of [...this.pending.values()]) if ((isIP(p.host) === 6 ? 'udp6' : 'udp4') === family) this.finish(p, { ok: false, error: err.code ?? err.message });
+      });
+      // Probes in flight keep their own timers; an idle prober must not keep the process alive.
+      socket.unref();
+      this.sockets.set(family, socket);
+    }
+    return socket;
+  }
+}
+
+let shared: StunProber | undefined;
+
+/** One STUN Binding probe through a process-wide shared prober. */
+export function probeStun(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome & { mapped?: MappedAddress }> {
+  shared ??= new StunProber();
+  return shared.probe(host, port, timeoutMs);
 }

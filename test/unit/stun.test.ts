@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFingerprint, decodeMessage, encodeBindingRequest, probeStun, xorMappedAddress } from '../../src/probes/stun.js';
+import { checkFingerprint, decodeMessage, encodeBindingRequest, probeStun, StunProber, xorMappedAddress } from '../../src/probes/stun.js';
 import { probeTcp, probeTls } from '../../src/probes/tcp.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -95,11 +95,13 @@ describe('STUN codec (RFC 5769 test vectors)', () => {
 });
 
 /** A STUN responder: answers Binding requests with the sender's address (or a wrong transaction id). */
-function responder(mode: 'ok' | 'wrong-id' | 'silent'): Promise<{ port: number; socket: Socket }> {
+function responder(mode: 'ok' | 'wrong-id' | 'silent' | 'drop-first'): Promise<{ port: number; socket: Socket; received: () => number }> {
   const socket = createSocket('udp4');
+  let received = 0;
   socket.on('message', (data, rinfo) => {
     const msg = decodeMessage(data);
-    if (!msg || mode === 'silent') return;
+    received++;
+    if (!msg || mode === 'silent' || (mode === 'drop-first' && received === 1)) return;
     const id = mode === 'wrong-id' ? Buffer.alloc(12, 7) : msg.transactionId;
     const xport = rinfo.port ^ 0x2112;
     const xaddr = rinfo.address.split('.').map((n, i) => Number(n) ^ [0x21, 0x12, 0xa4, 0x42][i]!);
@@ -111,7 +113,7 @@ function responder(mode: 'ok' | 'wrong-id' | 'silent'): Promise<{ port: number; 
     id.copy(header, 8);
     socket.send(Buffer.concat([header, attr]), rinfo.port, rinfo.address);
   });
-  return new Promise((resolve) => socket.bind(0, '127.0.0.1', () => resolve({ port: socket.address().port, socket })));
+  return new Promise((resolve) => socket.bind(0, '127.0.0.1', () => resolve({ port: socket.address().port, socket, received: () => received })));
 }
 
 describe('probes', () => {
@@ -142,6 +144,28 @@ describe('probes', () => {
     expect(a).toMatchObject({ ok: false, error: 'timeout after 300 ms' });
     expect(b).toMatchObject({ ok: false, error: 'timeout after 300 ms' });
     expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('STUN: a lost request is sent again within the timeout', async () => {
+    const lossy = await responder('drop-first');
+    sockets.push(lossy.socket);
+    const res = await probeStun('127.0.0.1', lossy.port, 400);
+    expect(res.ok).toBe(true);
+    expect(lossy.received()).toBe(2);
+    expect(res.latencyMs).toBeGreaterThanOrEqual(90);
+  });
+
+  it('STUN: many probes in flight on the shared socket each get their own answer', async () => {
+    const targets = Array.from({ length: 300 }, (_, i) => [ok, wrong, silent][i % 3]!);
+    const results = await Promise.all(targets.map((port) => probeStun('127.0.0.1', port, 400)));
+    results.forEach((r, i) => expect(r.ok, `probe ${i} to port ${targets[i]}`).toBe(targets[i] === ok));
+  });
+
+  it('STUN: a closed prober fails its probes in flight at once', async () => {
+    const prober = new StunProber();
+    const pending = prober.probe('127.0.0.1', silent, 5000);
+    prober.close();
+    expect(await pending).toMatchObject({ ok: false, error: 'prober closed' });
   });
 
   it('TCP: connect succeeds on a listener and fails on a closed port', async () => {

@@ -5,7 +5,7 @@ import type { Server } from '../../core/model.js';
 import { policies } from '../../core/policies/index.js';
 import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
-import { probeStun } from '../../probes/stun.js';
+import { StunProber } from '../../probes/stun.js';
 import { probeTcp, probeTls } from '../../probes/tcp.js';
 import type { StateStore } from '../../store/store.js';
 import { turnCredentials } from './credentials.js';
@@ -49,6 +49,8 @@ const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
  * allocations) or at random, with TURN REST API credentials coturn accepts.
  */
 export class TurnService {
+  /** STUN probes of all TURN servers share one socket. */
+  private readonly stun = new StunProber();
   private readonly random: () => number;
   private readonly now: () => number;
   /** Load per server id from the last Prometheus query (the `metrics` algorithm). */
@@ -87,6 +89,7 @@ export class TurnService {
   stop(): void {
     clearTimeout(this.timer);
     this.unsubscribe?.();
+    this.stun.close();
   }
 
   async register(input: TurnRegistration): Promise<Server> {
@@ -130,7 +133,7 @@ export class TurnService {
     const host = server.endpoints.private ?? server.endpoints.public ?? server.id;
     const port = hc.port ?? Number(server.endpoints.port ?? this.d.config.port);
     const timeoutMs = hc.timeoutSeconds * 1000;
-    if (hc.protocol === 'stun') return probeStun(host, port, timeoutMs);
+    if (hc.protocol === 'stun') return this.stun.probe(host, port, timeoutMs);
     if (hc.protocol === 'tls') return probeTls(host, Number(server.endpoints.tlsPort ?? port), timeoutMs);
     return probeTcp(host, port, timeoutMs);
   }
