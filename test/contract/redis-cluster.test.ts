@@ -1,45 +1,27 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisStore } from '../../src/store/redis/index.js';
-import type { StateStore } from '../../src/store/store.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisCluster } from '../helpers/redis.js';
+import { redisStores } from './redis-fixture.js';
 import { storeContract } from './store.contract.js';
 
 // The same contract, against a real three-master Redis Cluster: every pool's keys share one hash
 // tag, so each Lua script runs on the one node that owns that pool's slot.
 let cluster: RedisCluster;
-let n = 0;
-const open: StateStore[] = [];
-const prefixes = new Map<StateStore, string>();
-
 beforeAll(async () => {
   cluster = await RedisCluster.start(3);
 }, 30_000);
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
 afterAll(async () => {
   await cluster?.dispose();
 });
 
-async function connect(prefix: string, pools = ['rooms', 'other-pool']): Promise<RedisStore> {
-  const store = new RedisStore({ connection: { mode: 'cluster', nodes: cluster.nodes }, prefix, pools });
-  await store.start();
-  open.push(store);
-  prefixes.set(store, prefix);
-  return store;
-}
-
-storeContract('redis cluster', {
-  open: () => connect(`sbc${++n}`),
-  peer: (store) => connect(prefixes.get(store)!),
-});
+const stores = redisStores(() => ({ mode: 'cluster', nodes: cluster.nodes }), 'sbc');
+storeContract('redis cluster', stores.fixture());
 
 describe('redis cluster: pools live on different nodes', () => {
   it('serves pools whose slots belong to different masters, each atomically', async () => {
     // Enough pools that, by CRC16 of their hash tags, they land on more than one master.
     const pools = Array.from({ length: 12 }, (_, i) => `pool${i}`);
-    const a = await connect(`sbc${++n}`, pools);
-    const b = await connect(prefixes.get(a)!, pools);
+    const a = await stores.fresh({ pools });
+    const b = await stores.peer(a, { pools });
     for (const pool of pools) {
       await a.registerServer(pool, { id: 's', kind: 'sfu', serviceUrl: 'http://127.0.0.1:1', capacity: 10, initialHealth: 'healthy' }, Date.now());
     }

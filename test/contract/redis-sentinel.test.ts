@@ -1,42 +1,24 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisStore } from '../../src/store/redis/index.js';
-import type { StateStore } from '../../src/store/store.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisSentinel } from '../helpers/redis.js';
+import { redisStores } from './redis-fixture.js';
 import { storeContract } from './store.contract.js';
 
 // The same contract through Redis Sentinel (master, replica, sentinel), then a real failover.
 let setup: RedisSentinel;
-let n = 0;
-const open: StateStore[] = [];
-const prefixes = new Map<StateStore, string>();
-
 beforeAll(async () => {
   setup = await RedisSentinel.start();
 }, 30_000);
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
 afterAll(async () => {
   await setup?.dispose();
 });
 
-async function connect(prefix: string): Promise<RedisStore> {
-  const store = new RedisStore({ connection: { mode: 'sentinel', name: setup.name, sentinels: setup.sentinels }, prefix, pools: ['rooms', 'other-pool'] });
-  await store.start();
-  open.push(store);
-  prefixes.set(store, prefix);
-  return store;
-}
-
-storeContract('redis sentinel', {
-  open: () => connect(`sbs${++n}`),
-  peer: (store) => connect(prefixes.get(store)!),
-});
+const stores = redisStores(() => ({ mode: 'sentinel', name: setup.name, sentinels: setup.sentinels }), 'sbs');
+storeContract('redis sentinel', stores.fixture());
 
 describe('redis sentinel: failover', () => {
   it('follows the promoted replica; placements survive, nothing is double-booked', async () => {
-    const a = await connect(`sbs${++n}`);
-    const b = await connect(prefixes.get(a)!);
+    const a = await stores.fresh();
+    const b = await stores.peer(a);
     await a.registerServer('rooms', { id: 's', kind: 'sfu', serviceUrl: 'http://127.0.0.1:1', capacity: 10, initialHealth: 'healthy' }, Date.now());
     for (const id of ['r1', 'r2', 'r3']) expect((await a.reserve('rooms', { placementId: id, units: 2, policy: 'most-free-capacity', now: Date.now() })).outcome).toBe('reserved');
     const oldMaster = setup.master.port;

@@ -1,43 +1,23 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisStore } from '../../src/store/redis/index.js';
-import type { StateStore } from '../../src/store/store.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisServer } from '../helpers/redis.js';
+import { redisStores } from './redis-fixture.js';
 import { storeContract } from './store.contract.js';
 
 let redis: RedisServer;
-let n = 0;
-const open: StateStore[] = [];
-const prefixes = new Map<StateStore, string>();
-
 beforeAll(async () => {
   redis = await RedisServer.start();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
 });
 afterAll(async () => {
   await redis?.stop();
 });
 
-async function connect(prefix: string): Promise<StateStore> {
-  const store = new RedisStore({ connection: { mode: 'standalone', url: redis.url }, prefix, pools: ['rooms', 'other-pool'] });
-  await store.start();
-  open.push(store);
-  prefixes.set(store, prefix);
-  return store;
-}
-
-storeContract('redis', {
-  // A fresh key prefix per store gives every test (and every property run) an empty state.
-  open: () => connect(`sbtest${++n}`),
-  peer: (store) => connect(prefixes.get(store)!),
-});
+const stores = redisStores(() => ({ mode: 'standalone', url: redis.url }), 'sbtest');
+// A fresh key prefix per store gives every test (and every property run) an empty state.
+storeContract('redis', stores.fixture());
 
 describe('redis store: a write whose own event never arrives', () => {
   it('reloads the view after the catch-up timeout instead of waiting forever', async () => {
-    const store = new RedisStore({ connection: { mode: 'standalone', url: redis.url }, prefix: `sbtest${++n}`, pools: ['rooms'], catchUpTimeoutMs: 300 });
-    await store.start();
-    open.push(store);
+    const store = await stores.fresh({ pools: ['rooms'], catchUpTimeoutMs: 300 });
     await store.registerServer('rooms', { id: 's1', kind: 'sfu', serviceUrl: 'http://127.0.0.1:1', capacity: 10, initialHealth: 'healthy' }, Date.now());
     // Stop receiving events: the next write's own event is "lost".
     await (store as unknown as { sub: { unsubscribe(): Promise<unknown> } }).sub.unsubscribe();
