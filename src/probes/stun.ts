@@ -169,6 +169,7 @@ export class StunProber {
   // fifth of the probing CPU (each call is a trip into OpenSSL).
   private random = Buffer.alloc(0);
   private randomAt = 0;
+  private closed = false;
 
   private transactionId(): Buffer {
     if (this.randomAt + 12 > this.random.length) {
@@ -181,6 +182,7 @@ export class StunProber {
   }
 
   probe(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome & { mapped?: MappedAddress }> {
+    if (this.closed) return Promise.resolve({ ok: false, error: 'prober closed', at: Date.now(), latencyMs: 0 });
     const transactionId = this.transactionId();
     return new Promise((resolve) => {
       const p: PendingProbe = {
@@ -201,6 +203,7 @@ export class StunProber {
 
   /** Fails what is in flight and closes the sockets. */
   close(): void {
+    this.closed = true;
     for (const p of [...this.pending.values()]) this.finish(p, { ok: false, error: 'prober closed' });
     for (const socket of this.sockets.values()) socket.close();
     this.sockets.clear();

@@ -166,6 +166,8 @@ describe('probes', () => {
     const pending = prober.probe('127.0.0.1', silent, 5000);
     prober.close();
     expect(await pending).toMatchObject({ ok: false, error: 'prober closed' });
+    // ...and probes asked for after closing open no new socket.
+    expect(await prober.probe('127.0.0.1', ok, 5000)).toMatchObject({ ok: false, error: 'prober closed' });
   });
 
   it('TCP: connect succeeds on a listener and fails on a closed port', async () => {
