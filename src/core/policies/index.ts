@@ -1,17 +1,4 @@
-import { mostFreeCapacity } from './most-free-capacity.js';
-import type { Policy } from './policy.js';
-import { powerOfTwoChoices } from './power-of-two-choices.js';
-import { random } from './random.js';
-
-export type { Policy, SelectionRequest } from './policy.js';
+export type { Policy, SelectionRequest, TierRanker } from './policy.js';
 export { candidates, eligible, preferRegion, rank } from './policy.js';
-
-/** Policies by the name used in config and docs. */
-export const policies = {
-  'most-free-capacity': mostFreeCapacity,
-  random,
-  'power-of-two-choices': powerOfTwoChoices,
-} as const satisfies Record<string, Policy>;
-
-export type PolicyName = keyof typeof policies;
-export const policyNames = Object.keys(policies) as PolicyName[];
+export { rankTop } from './rank-top.js';
+export { policies, policyNames, type PolicyName } from './registry.js';
