@@ -9,8 +9,9 @@ interface ValidationIssue {
   params?: Record<string, unknown>;
 }
 
-/** `body.workers`, `params.roomId`, ...: the input a validation error is about. */
+/** `body.workers`, `params.roomId`, `query.user`, ...: the input a validation error is about. */
 function fieldOf(context: string | undefined, issue: ValidationIssue): string {
+  if (context === 'querystring') context = 'query'; // as clients write it (Fastify's name is querystring)
   const parts = (issue.instancePath ?? '').split('/').filter(Boolean);
   const missing = issue.params?.missingProperty;
   if (typeof missing === 'string') parts.push(missing);

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { HEALTH_PATH_PATTERN } from '../config/schema.js';
 import { freeUnits, usedUnits } from '../core/capacity.js';
 import type { Placement, Server } from '../core/model.js';
 
@@ -29,7 +30,13 @@ export const RegisterBody = Type.Object({
   region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   labels: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), { maxProperties: 32 })),
   wsUrl: Type.Optional(Type.String({ pattern: '^(wss?|https?)://', maxLength: 2048 })),
-  healthPath: Type.Optional(Type.String({ pattern: '^/', maxLength: 512, description: 'Health check path (default: health.path, /health).' })),
+  healthPath: Type.Optional(
+    Type.String({
+      pattern: HEALTH_PATH_PATTERN,
+      maxLength: 512,
+      description: "Health check path (default: health.path, /health); a path only: no '?', '#', '\\\\', whitespace, '..' segments or leading '//'.",
+    }),
+  ),
   weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
 });
 export type RegisterBody = Static<typeof RegisterBody>;

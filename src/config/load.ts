@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { cidrProblems } from '../security/network-policy.js';
 import type { RedisConnectionConfig } from '../store/redis/connection.js';
 import { normalizeCoturnConfig } from './coturn-compat.js';
 import { ConfigSchema, type Config } from './schema.js';
@@ -39,6 +40,8 @@ const envPaths: [string, string[]][] = [
   ['CONSUMERS_PER_WORKER', ['rooms', 'consumersPerWorker']],
   ['ROOM_POLICY', ['rooms', 'policy']],
   ['TURN_SECRET', ['turn', 'secret']],
+  ['TURN_CREDENTIALS_TOKEN', ['turn', 'credentialsToken']],
+  ['TURN_CREDENTIALS_REQUIRE_AUTH', ['turn', 'credentialsRequireAuth']],
 ];
 
 
@@ -115,6 +118,9 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
     }
     // An unset timeout follows a short interval down (seed users set only HEALTH_CHECK_INTERVAL).
     if (!timeoutSet) config.health.timeoutMs = Math.min(config.health.timeoutMs, Math.max(10, Math.floor(config.health.intervalMs / 2)));
+    for (const problem of cidrProblems(config.security.allowedNetworks ?? [])) {
+      problems.push(`security.allowedNetworks (${options.file ?? 'config'}): ${problem} (write networks like 10.0.0.0/8, fd00::/8 or 127.0.0.1/32)`);
+    }
     if (config.health.timeoutMs >= config.health.intervalMs) {
       problems.push(`health.timeoutMs (${config.health.timeoutMs}) must be less than health.intervalMs (${config.health.intervalMs})`);
     }

@@ -1,17 +1,22 @@
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import type { ProbeOutcome } from '../core/health.js';
+import { FORBIDDEN_DESTINATION, NetworkPolicy, type ForbiddenDestinationError } from '../security/network-policy.js';
 
 /** Joins a base URL (which may carry a path prefix) and an absolute path. */
 export function joinUrl(base: string, path: string): string {
   return base.replace(/\/+$/, '') + (path.startsWith('/') ? path : `/${path}`);
 }
 
+let guarded: Dispatcher | undefined;
+
 /**
  * HTTP health probe (seed 000): `GET url`; 200 is healthy, anything else — another status, a
- * connection error, no answer within `timeoutMs` — is not.
+ * connection error, no answer within `timeoutMs` — is not. Without a `dispatcher`, connections go
+ * through a shared Agent guarded by the default network policy (never to link-local or metadata
+ * addresses); pass `networkPolicy.agent()` to apply the configured one.
  */
-export async function probeHttp(url: string, timeoutMs: number, dispatcher?: Dispatcher): Promise<ProbeOutcome> {
+export async function probeHttp(url: string, timeoutMs: number, dispatcher: Dispatcher = (guarded ??= new NetworkPolicy().agent())): Promise<ProbeOutcome> {
   const started = performance.now();
   const at = () => Date.now();
   try {
@@ -21,7 +26,7 @@ export async function probeHttp(url: string, timeoutMs: number, dispatcher?: Dis
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       headers: { 'user-agent': 'switchboard-health-check' },
-      ...(dispatcher ? { dispatcher } : {}),
+      dispatcher,
     });
     await res.body.dump();
     const latencyMs = performance.now() - started;
@@ -30,7 +35,12 @@ export async function probeHttp(url: string, timeoutMs: number, dispatcher?: Dis
   } catch (err) {
     const latencyMs = performance.now() - started;
     const e = err as Error & { code?: string };
-    const error = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${timeoutMs} ms` : (e.code ?? e.message);
+    const error =
+      e.name === 'TimeoutError' || e.name === 'AbortError'
+        ? `timeout after ${timeoutMs} ms`
+        : e.code === FORBIDDEN_DESTINATION
+          ? `${e.code}: ${(e as ForbiddenDestinationError).reason}`
+          : (e.code ?? e.message);
     return { ok: false, at: at(), latencyMs, error };
   }
 }

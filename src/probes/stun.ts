@@ -3,6 +3,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ProbeOutcome } from '../core/health.js';
+import { FORBIDDEN_DESTINATION, type ForbiddenDestinationError, type NetworkPolicy } from '../security/network-policy.js';
 
 /*
  * STUN (RFC 8489), just what a health probe needs: encode a Binding request, decode a message,
@@ -181,8 +182,25 @@ export class StunProber {
     return id;
   }
 
+  /**
+   * @param options.policy The SSRF guard: with it, an IP literal the policy refuses is not sent
+   * to, and a name is resolved (and checked) first, then the probe goes to the resolved address.
+   */
+  constructor(private readonly options: { policy?: NetworkPolicy } = {}) {}
+
   probe(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome & { mapped?: MappedAddress }> {
     if (this.closed) return Promise.resolve({ ok: false, error: 'prober closed', at: Date.now(), latencyMs: 0 });
+    const policy = this.options.policy;
+    if (policy) {
+      if (!isIP(host)) {
+        return policy.resolveChecked(host).then(
+          (a) => this.probe(a.address, port, timeoutMs),
+          (err: NodeJS.ErrnoException) => ({ ok: false, at: Date.now(), latencyMs: 0, error: err.code === FORBIDDEN_DESTINATION ? `${err.code}: ${(err as ForbiddenDestinationError).reason}` : (err.code ?? err.message) }),
+        );
+      }
+      const reason = policy.refusal(host);
+      if (reason) return Promise.resolve({ ok: false, at: Date.now(), latencyMs: 0, error: `${FORBIDDEN_DESTINATION}: ${reason}` });
+    }
     const transactionId = this.transactionId();
     return new Promise((resolve) => {
       const p: PendingProbe = {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RoomService } from '../../pools/rooms/service.js';
+import type { NetworkPolicy } from '../../security/network-policy.js';
 import {
   CreateRoomBody,
   CreateRoomParams,
@@ -19,7 +20,7 @@ import {
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody, 503: ErrorBody };
 
 /** seed 000's routes, exactly as its clients and media servers call them, plus heartbeat and room lookup. */
-export const roomRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = async (app, { rooms }) => {
+export const roomRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService; networkPolicy: NetworkPolicy }> = async (app, { rooms, networkPolicy }) => {
   app.post(
     '/register',
     {
@@ -32,6 +33,8 @@ export const roomRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = asy
       },
     },
     async (req) => {
+      // Switchboard calls serviceUrl (rooms, health probes); wsUrl is for clients and not checked.
+      await networkPolicy.assertAllowedUrl(req.body.serviceUrl, 'body.serviceUrl');
       await rooms.register(req.body);
       return { message: 'Server registered successfully' };
     },
@@ -73,6 +76,8 @@ export const roomRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = asy
     },
     async (req) => {
       const { roomId } = req.params;
+      // Switchboard posts room-lost webhooks there (and the media server room events).
+      if (req.body.eventNotificationUri !== undefined) await networkPolicy.assertAllowedUrl(req.body.eventNotificationUri, 'body.eventNotificationUri');
       return rooms.createRoom({ ...req.body, ...(roomId ? { roomId } : {}) });
     },
   );

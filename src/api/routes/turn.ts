@@ -1,14 +1,37 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { TurnService } from '../../pools/turn/service.js';
+import type { NetworkPolicy } from '../../security/network-policy.js';
+import { bearerCheck } from '../auth.js';
 import { ErrorBody, Id, IdParams, ServerView, serverView, sortById } from '../schemas.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 const Host = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_\\[\\]-]+$' });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+/**
+ * The `user` of the TURN REST API username `<expiry>:<user>`: coturn splits the username on ':',
+ * so the user part has none; bounded so the username stays far below STUN's 513-byte limit.
+ */
+const TurnUser = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  pattern: '^[A-Za-z0-9._~@-]+$',
+  description: "Who the credentials are for (the username's user part): letters, digits, . _ ~ @ -, no ':'.",
+});
 
-/** TURN (seed 001): the coturn balancer's routes, ICE servers with credentials, and registration. */
-export const turnRoutes: FastifyPluginAsyncTypebox<{ turn: TurnService }> = async (app, { turn }) => {
+/**
+ * TURN (seed 001): the coturn balancer's routes, ICE servers with credentials, and registration.
+ * `credentialTokens`: bearer tokens GET /turn/ice-servers needs (see turnCredentialTokens); open
+ * when absent.
+ */
+export const turnRoutes: FastifyPluginAsyncTypebox<{ turn: TurnService; credentialTokens?: string[] | undefined; networkPolicy: NetworkPolicy }> = async (
+  app,
+  { turn, credentialTokens, networkPolicy },
+) => {
+  const credentialsAuth = credentialTokens?.length
+    ? bearerCheck(credentialTokens, 'this route hands out TURN credentials: it needs Authorization: Bearer <AUTH_TOKEN or TURN_CREDENTIALS_TOKEN>')
+    : undefined;
+
   app.get(
     '/coturn',
     {
@@ -45,11 +68,12 @@ export const turnRoutes: FastifyPluginAsyncTypebox<{ turn: TurnService }> = asyn
   app.get(
     '/turn/ice-servers',
     {
+      ...(credentialsAuth ? { onRequest: credentialsAuth } : {}),
       schema: {
         tags: ['turn'],
         summary: 'ICE servers for RTCPeerConnection: a healthy TURN server with TURN REST API credentials',
         querystring: Type.Object({
-          user: Type.Optional(Id('Who the credentials are for (part of the username).')),
+          user: Type.Optional(TurnUser),
           region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         }),
         response: {
@@ -82,7 +106,13 @@ export const turnRoutes: FastifyPluginAsyncTypebox<{ turn: TurnService }> = asyn
         response: { 200: ServerView, ...errors },
       },
     },
-    async (req) => serverView(await turn.register(req.body), 0),
+    async (req) => {
+      // The probed address (privateAddress, else host) is what Switchboard connects to; a public
+      // host next to a privateAddress is only handed to clients.
+      if (req.body.privateAddress !== undefined) await networkPolicy.assertAllowedHost(req.body.privateAddress, 'body.privateAddress');
+      else await networkPolicy.assertAllowedHost(req.body.host, 'body.host');
+      return serverView(await turn.register(req.body), 0);
+    },
   );
 
   app.post(

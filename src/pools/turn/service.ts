@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { ProbeOutcome } from '../../core/health.js';
@@ -7,6 +8,7 @@ import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { StunProber } from '../../probes/stun.js';
 import { probeTcp, probeTls } from '../../probes/tcp.js';
+import { NetworkPolicy } from '../../security/network-policy.js';
 import type { StateStore } from '../../store/store.js';
 import { turnCredentials } from './credentials.js';
 import { meanLoadByAddress } from './prometheus.js';
@@ -40,6 +42,12 @@ export interface TurnServiceDeps {
   logger?: Logger;
   random?: () => number;
   now?: () => number;
+  /**
+   * The SSRF guard. Every probe connection goes through it (configured servers too: a configured
+   * server in a refused range fails its probes with ERR_FORBIDDEN_DESTINATION, and start() logs a
+   * warning). Registration-time checks are for API registrations only (routes/turn.ts).
+   */
+  networkPolicy?: NetworkPolicy;
 }
 
 const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
@@ -50,7 +58,9 @@ const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
  */
 export class TurnService {
   /** STUN probes of all TURN servers share one socket. */
-  private readonly stun = new StunProber();
+  private readonly stun: StunProber;
+  /** The SSRF guard on probes (the default policy when none is given). */
+  private readonly policy: NetworkPolicy;
   private readonly random: () => number;
   private readonly now: () => number;
   /** Load per server id from the last Prometheus query (the `metrics` algorithm). */
@@ -62,11 +72,16 @@ export class TurnService {
   constructor(private readonly d: TurnServiceDeps) {
     this.random = d.random ?? Math.random;
     this.now = d.now ?? Date.now;
+    this.policy = d.networkPolicy ?? new NetworkPolicy();
+    this.stun = new StunProber({ policy: this.policy });
   }
 
   /** Registers the configured servers (unless already known as configured) and starts load polling. */
   async start(): Promise<void> {
     for (const s of this.d.config.servers) {
+      const probed = s.privateAddress ?? s.host;
+      const refused = isIP(probed) ? this.policy.refusal(probed) : undefined;
+      if (refused) this.d.logger?.warn({ server: s.host, address: probed, reason: refused }, 'configured TURN server is a refused destination; its probes will fail (see security.allowedNetworks)');
       const existing = this.d.store.getServer(TURN_POOL, s.host);
       const wanted = this.endpoints(s);
       if (existing && JSON.stringify(existing.endpoints) === JSON.stringify(wanted) && existing.region === s.region) continue;
@@ -134,8 +149,8 @@ export class TurnService {
     const port = hc.port ?? Number(server.endpoints.port ?? this.d.config.port);
     const timeoutMs = hc.timeoutSeconds * 1000;
     if (hc.protocol === 'stun') return this.stun.probe(host, port, timeoutMs);
-    if (hc.protocol === 'tls') return probeTls(host, Number(server.endpoints.tlsPort ?? port), timeoutMs);
-    return probeTcp(host, port, timeoutMs);
+    if (hc.protocol === 'tls') return probeTls(host, Number(server.endpoints.tlsPort ?? port), timeoutMs, { policy: this.policy });
+    return probeTcp(host, port, timeoutMs, this.policy);
   }
 
   /** The current choice (seed 001's `turn_server`), recomputed when it is gone or unhealthy. */
