@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApi } from './api/app.js';
+import { turnCredentialTokens } from './api/auth.js';
+import { openWritesWarning } from './security/exposure.js';
 import { redisConnection } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createMetrics } from './metrics/registry.js';
@@ -11,6 +13,7 @@ import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
 import { TURN_POOL, TurnService } from './pools/turn/service.js';
 import { HealthChecker } from './probes/checker.js';
 import { joinUrl, probeHttp } from './probes/http.js';
+import { NetworkPolicy } from './security/network-policy.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis/index.js';
 import type { StateStore } from './store/store.js';
@@ -43,13 +46,17 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   await store.start();
 
   const metrics = createMetrics(store, pools);
+  // SSRF guard: registrations, room creation, probes and webhooks (src/security/network-policy.ts).
+  const networkPolicy = NetworkPolicy.fromConfig(config.security);
+  const probeAgent = networkPolicy.agent({ connectTimeoutMs: config.health.timeoutMs });
   const notifier = new Notifier({
     timeoutMs: config.rooms.notifyTimeoutMs,
+    networkPolicy,
     logger,
     onResult: (ok) => metrics.notifications.inc({ result: ok ? 'delivered' : 'failed' }),
   });
-  const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger });
-  const turn = new TurnService({ store, config: config.turn, metrics, logger });
+  const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger, instanceId, networkPolicy });
+  const turn = new TurnService({ store, config: config.turn, metrics, logger, networkPolicy });
   const roomChecker = new HealthChecker({
     store,
     pool: ROOMS_POOL,
@@ -58,7 +65,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     thresholds: config.health,
     lostAfterMs: config.health.lostAfterMs,
     concurrency: config.health.concurrency,
-    probe: (server) => probeHttp(joinUrl(server.serviceUrl, server.healthPath ?? config.health.path), config.health.timeoutMs),
+    probe: (server) => probeHttp(joinUrl(server.serviceUrl, server.healthPath ?? config.health.path), config.health.timeoutMs, probeAgent),
     onProbe: (_server, outcome) => metrics.probeDuration.observe({ pool: ROOMS_POOL, result: outcome.ok ? 'ok' : 'failed' }, (outcome.latencyMs ?? 0) / 1000),
     onLost: (lost) => rooms.lost(lost),
     logger,
@@ -79,14 +86,25 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   });
   const checkers = [roomChecker, turnChecker];
 
-  const app = await buildApi({ store, rooms, turn, metrics, logger, version, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  const credentialTokens = turnCredentialTokens(config.auth, config.turn);
+  const app = await buildApi({ store, rooms, turn, metrics, logger, version, networkPolicy, turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
   try {
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (err) {
     await store.close();
     throw err;
   }
+  // Logged before anything else is awaited, so before the first request is served.
+  const listening = app.server.address();
+  const exposed = openWritesWarning({
+    host: config.server.host,
+    port: typeof listening === 'object' && listening ? listening.port : config.server.port,
+    authToken: config.auth.token,
+    turnCredentialsOpen: !credentialTokens && config.turn.secret !== undefined,
+  });
+  if (exposed) logger.warn({ host: config.server.host, openWrites: true }, exposed);
   await turn.start();
+  rooms.start();
   for (const c of checkers) c.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
@@ -105,9 +123,14 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       (closing ??= (async () => {
         turn.stop();
         await Promise.all(checkers.map((c) => c.stop()));
-        await app.close();
+        // New requests get 503 while the ones under way finish: rooms being created start no
+        // new attempt, and a media server still silent after the grace is cut short (its
+        // placement released, the request answered 503), so nothing outlives shutdownTimeoutMs.
+        const grace = Math.min(config.rooms.createTimeoutMs, Math.floor(config.server.shutdownTimeoutMs / 2));
+        await Promise.all([app.close(), rooms.shutdown(grace)]);
         await rooms.close();
-        await notifier.drain();
+        await notifier.close();
+        await probeAgent.close().catch(() => undefined);
         await store.close();
       })()),
   };

@@ -6,9 +6,11 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
 import type { RoomService } from '../pools/rooms/service.js';
 import type { TurnService } from '../pools/turn/service.js';
+import { NetworkPolicy } from '../security/network-policy.js';
 import type { StateStore } from '../store/store.js';
 import { bearerAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { illFormedPath } from './well-formed.js';
 import { roomRoutes } from './routes/rooms.js';
 import { serverRoutes } from './routes/servers.js';
 import { systemRoutes } from './routes/system.js';
@@ -21,6 +23,10 @@ export interface ApiDeps {
   metrics: Metrics;
   logger: Logger;
   authToken?: string;
+  /** Bearer tokens GET /turn/ice-servers needs (turnCredentialTokens in auth.ts); open when unset. */
+  turnCredentialTokens?: string[] | undefined;
+  /** Where registered serviceUrls, webhooks and TURN addresses may point (security.allowedNetworks). */
+  networkPolicy?: NetworkPolicy;
   version: string;
 }
 
@@ -36,6 +42,18 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler(errorHandler);
+  // Once the server is closing, answers close their connection: a keep-alive connection whose
+  // request was under way when close began would otherwise hold the shutdown until it times out.
+  app.addHook('onSend', async (_req, reply) => {
+    if (!app.server.listening) reply.header('connection', 'close');
+  });
+  // Before any schema: refuse strings that are not well-formed Unicode, wherever they are.
+  app.addHook('preValidation', async (req, reply) => {
+    const field = illFormedPath(req.body, 'body') ?? illFormedPath(req.query, 'query') ?? illFormedPath(req.params, 'params');
+    if (field === undefined) return;
+    const reason = 'must be well-formed Unicode (a lone UTF-16 surrogate is not)';
+    return reply.code(400).send({ error: 'bad_request', message: `${field} ${reason}`, field, reason });
+  });
   app.setNotFoundHandler(notFoundHandler);
   // Only with a token configured: an open instance pays nothing per request for it.
   if (deps.authToken !== undefined) app.addHook('onRequest', bearerAuth(deps.authToken));
@@ -48,9 +66,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/API' });
 
-  await app.register(roomRoutes, { rooms: deps.rooms });
+  // SSRF guard on registered addresses; the default policy when none is given.
+  const networkPolicy = deps.networkPolicy ?? new NetworkPolicy();
+  await app.register(roomRoutes, { rooms: deps.rooms, networkPolicy });
   await app.register(serverRoutes, { rooms: deps.rooms });
-  await app.register(turnRoutes, { turn: deps.turn });
+  await app.register(turnRoutes, { turn: deps.turn, credentialTokens: deps.turnCredentialTokens, networkPolicy });
   await app.register(systemRoutes, { store: deps.store, metrics: deps.metrics, version: deps.version });
   return app as unknown as FastifyInstance;
 }

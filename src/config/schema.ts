@@ -6,6 +6,12 @@ const HostPort = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.I
 const Ms = (def: number, min = 1) => Type.Integer({ minimum: min, default: def });
 
 /**
+ * A health-check path: absolute, and only a path — no `?`, `#`, backslash, whitespace, `..`
+ * segment, or a leading `//` (which a URL parser would read as another host).
+ */
+export const HEALTH_PATH_PATTERN = '^(?!//)(?!.*/(?:\\.|%2[eE]){2}(?:/|$))/[^?#\\\\\\s]*$';
+
+/**
  * Switchboard's configuration: the YAML file's shape, with defaults. Environment variables with
  * the seed projects' names override it (see load.ts); every value is checked at start.
  */
@@ -53,7 +59,7 @@ export const ConfigSchema = Type.Object(
       {
         intervalMs: Type.Integer({ minimum: 100, default: 30_000, description: 'Probe interval (env HEALTH_CHECK_INTERVAL).' }),
         timeoutMs: Type.Integer({ minimum: 10, default: 5_000, description: 'Probe timeout (env HEALTH_CHECK_TIMEOUT).' }),
-        path: Type.String({ pattern: '^/', default: '/health', description: 'Default HTTP probe path (env HEALTH_CHECK_PATH).' }),
+        path: Type.String({ pattern: HEALTH_PATH_PATTERN, maxLength: 512, default: '/health', description: 'Default HTTP probe path (env HEALTH_CHECK_PATH).' }),
         successThreshold: Type.Integer({ minimum: 1, default: 1 }),
         failureThreshold: Type.Integer({ minimum: 1, default: 1 }),
         /** Placements on a server unhealthy for longer than this are released and reported lost. */
@@ -72,10 +78,26 @@ export const ConfigSchema = Type.Object(
         defaultMaxPeerCount: Type.Integer({ minimum: 2, default: 2 }),
         /** Timeout of the media server's `POST /rooms/:roomId`. */
         createTimeoutMs: Ms(5_000),
+        /**
+         * Added to createTimeoutMs to make a pending placement's deadline: past it, the instance
+         * creating the room is presumed dead (killed, cut off from Redis) and any instance may
+         * reclaim the room and its units.
+         */
+        pendingGraceMs: Type.Integer({ minimum: 0, default: 5_000 }),
         /** Servers tried for one room before giving up. */
         maxAttempts: Type.Integer({ minimum: 1, default: 3 }),
         /** Timeout of a room-lost notification POST. */
         notifyTimeoutMs: Ms(5_000),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    security: Type.Object(
+      {
+        /**
+         * CIDR networks Switchboard may connect to (media servers, health probes, TURN probes,
+         * webhooks). Unset: anywhere but link-local, metadata, multicast and reserved addresses.
+         */
+        allowedNetworks: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1024 })),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -134,6 +156,14 @@ export const ConfigSchema = Type.Object(
         /** TURN REST API secret (coturn static-auth-secret); a list rotates: the first signs. */
         secret: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })])),
         credentialTtlSeconds: Type.Integer({ minimum: 60, default: 86_400 }),
+        /**
+         * GET /turn/ice-servers hands out working TURN credentials: with this true (the default) it
+         * needs `Authorization: Bearer <auth.token or credentialsToken>` whenever either is set.
+         * With no token at all it stays open (development only). False: always open.
+         */
+        credentialsRequireAuth: Type.Boolean({ default: true, description: 'GET /turn/ice-servers needs a bearer token when one is configured (env TURN_CREDENTIALS_REQUIRE_AUTH).' }),
+        /** A read-only token for GET /turn/ice-servers alone (for web clients), besides auth.token. */
+        credentialsToken: Type.Optional(Type.String({ minLength: 8, description: 'Bearer token accepted by GET /turn/ice-servers (env TURN_CREDENTIALS_TOKEN).' })),
         /** The TURN port (answers, and probes unless healthCheck.port is set) when a server names none. */
         port: Type.Integer({ minimum: 1, maximum: 65535, default: 3478 }),
         tlsPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),

@@ -95,6 +95,19 @@ export interface Placement {
   /** `pending` while the media server is being asked to create it, `ready` once it answered. */
   state: PlacementState;
   createdAt: number;
+  /** The Switchboard instance that reserved it and is creating it (while pending). */
+  owner?: string;
+  /**
+   * Identity of this reservation: a placement reclaimed and reserved again gets a new one, so a
+   * late confirm or release from the first reservation's owner cannot touch the second.
+   */
+  attempt?: string;
+  /**
+   * While pending: when the owner must have confirmed it (ms since epoch). Past it, the owner is
+   * presumed dead (killed during creation, cut off from the store) and any instance may reclaim
+   * the placement and its units.
+   */
+  deadline?: number;
   /** Where the placement's owner wants to hear about it (seed 000's eventNotificationUri). */
   notifyUri?: string;
   /** The media server's answer, replayed to anyone asking for the same placement. */

@@ -28,7 +28,8 @@ export function newServer(reg: ServerRegistration, now: number, epoch: string): 
 /** A placement record for a reservation on `server`. */
 export function newPlacement(
   server: Pick<Server, 'id' | 'epoch'>,
-  request: { placementId: string; units: number; notifyUri?: string; attributes?: Placement['attributes']; now: number },
+  request: { placementId: string; units: number; notifyUri?: string; attributes?: Placement['attributes']; now: number; owner?: string; pendingTtlMs?: number },
+  attempt: string,
 ): Placement {
   const placement: Placement = {
     id: request.placementId,
@@ -38,7 +39,22 @@ export function newPlacement(
     state: 'pending',
     createdAt: request.now,
     attributes: request.attributes ?? {},
+    attempt,
   };
+  if (request.owner !== undefined) placement.owner = request.owner;
+  if (request.pendingTtlMs !== undefined) placement.deadline = request.now + request.pendingTtlMs;
   if (request.notifyUri !== undefined) placement.notifyUri = request.notifyUri;
   return placement;
+}
+
+/** The placement a successful confirm leaves: ready, with the server's answer, no deadline. */
+export function readyPlacement(pending: Placement, data: Record<string, unknown>): Placement {
+  const ready: Placement = { ...pending, state: 'ready', data };
+  delete ready.deadline;
+  return ready;
+}
+
+/** Whether a pending placement's owner ran out of time to confirm it, so it may be reclaimed. */
+export function isExpired(placement: Pick<Placement, 'state' | 'deadline'>, now: number): boolean {
+  return placement.state === 'pending' && placement.deadline !== undefined && placement.deadline < now;
 }

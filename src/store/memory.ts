@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { freeUnits } from '../core/capacity.js';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../core/model.js';
 import { policies } from '../core/policies/index.js';
-import { newPlacement, newServer } from '../core/server.js';
+import { isExpired, newPlacement, newServer, readyPlacement } from '../core/server.js';
 import type { ReleaseResult, ReserveRequest, ReserveResult, StateStore, StoreEvent } from './store.js';
 import { PoolViews, type PoolView } from './view.js';
 
@@ -84,34 +84,46 @@ export class MemoryStore implements StateStore {
   async reserve(pool: string, request: ReserveRequest): Promise<ReserveResult> {
     const view = this.views.get(pool);
     const existing = view.placements.get(request.placementId);
-    if (existing) return { outcome: 'existing', placement: existing };
+    if (existing && !isExpired(existing, request.now)) return { outcome: 'existing', placement: existing };
     const selection = { units: request.units, region: request.region, exclude: new Set(request.exclude ?? []) };
-    const server = policies[request.policy]([...view.servers.values()], selection, this.random);
+    // Selection sees the servers as they will be once an expired placement is reclaimed.
+    let servers = [...view.servers.values()];
+    if (existing) servers = servers.map((s) => (s.id === existing.serverId ? { ...s, reserved: Math.max(0, s.reserved - existing.units) } : s));
+    const server = policies[request.policy](servers, selection, this.random);
+    if (existing) this.removePlacement(pool, view, existing); // expired: released whatever follows
     if (!server || freeUnits(server) < request.units) return { outcome: 'no-capacity' };
-    const placement = newPlacement(server, request);
+    const placement = newPlacement(server, request, randomUUID());
     view.putPlacement(placement);
-    this.replaceServer(pool, view, { ...server, reserved: server.reserved + request.units, rev: server.rev + 1 });
+    const current = view.servers.get(server.id)!;
+    this.replaceServer(pool, view, { ...current, reserved: current.reserved + request.units, rev: current.rev + 1 });
     this.emit({ type: 'placement', pool, placement });
-    return { outcome: 'reserved', placement };
+    return existing ? { outcome: 'reserved', placement, reclaimed: existing } : { outcome: 'reserved', placement };
   }
 
-  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>): Promise<Placement | undefined> {
+  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string): Promise<Placement | undefined> {
     const view = this.views.get(pool);
     const current = view.placements.get(placementId);
-    if (!current || current.serverId !== serverId) return undefined;
-    const placement: Placement = { ...current, state: 'ready', data };
+    if (!current || current.serverId !== serverId || (attempt !== undefined && current.attempt !== attempt)) return undefined;
+    const placement = readyPlacement(current, data);
     view.putPlacement(placement);
     this.emit({ type: 'placement', pool, placement });
     return placement;
   }
 
-  async release(pool: string, placementId: string, serverId?: string): Promise<ReleaseResult> {
+  async release(pool: string, placementId: string, serverId?: string, attempt?: string): Promise<ReleaseResult> {
     const view = this.views.get(pool);
     const placement = view.placements.get(placementId);
-    if (!placement) return { outcome: 'not-found' };
+    if (!placement || (attempt !== undefined && placement.attempt !== attempt)) return { outcome: 'not-found' };
     if (serverId !== undefined && placement.serverId !== serverId) return { outcome: 'wrong-server', placement };
     this.removePlacement(pool, view, placement);
     return { outcome: 'released', placement };
+  }
+
+  async releaseExpired(pool: string, now: number): Promise<Placement[]> {
+    const view = this.views.get(pool);
+    const expired = [...view.placements.values()].filter((p) => isExpired(p, now));
+    for (const placement of expired) this.removePlacement(pool, view, placement);
+    return expired;
   }
 
   getPlacement(pool: string, id: string): Placement | undefined {

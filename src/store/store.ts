@@ -47,13 +47,26 @@ export interface StateStore {
   // --- placements ---
   /**
    * Finds the placement's server and reserves its units in one atomic step, or returns the
-   * existing placement of that id. No server is ever booked past its capacity.
+   * existing placement of that id. No server is ever booked past its capacity. An existing
+   * placement still pending past its deadline is reclaimed (its units freed) in the same step and
+   * the placement is made anew.
    */
   reserve(pool: string, request: ReserveRequest): Promise<ReserveResult>;
-  /** Marks a pending placement ready with the server's answer; undefined if it is gone or moved. */
-  confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>): Promise<Placement | undefined>;
-  /** Releases a placement and frees its units; with `serverId`, only if it is on that server. */
-  release(pool: string, placementId: string, serverId?: string): Promise<ReleaseResult>;
+  /**
+   * Marks a pending placement ready with the server's answer; undefined if it is gone, moved, or
+   * (with `attempt`) was reclaimed and reserved again since.
+   */
+  confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string): Promise<Placement | undefined>;
+  /**
+   * Releases a placement and frees its units; with `serverId`, only if it is on that server; with
+   * `attempt`, only if it is still that reservation (else `not-found`).
+   */
+  release(pool: string, placementId: string, serverId?: string, attempt?: string): Promise<ReleaseResult>;
+  /**
+   * Releases every placement still pending past its deadline (its owner died or was cut off) and
+   * returns them. Safe to run on every instance at once: each is released once.
+   */
+  releaseExpired(pool: string, now: number): Promise<Placement[]>;
 
   getPlacement(pool: string, id: string): Placement | undefined;
   listPlacements(pool: string, serverId?: string): Placement[];
@@ -79,10 +92,14 @@ export interface ReserveRequest {
   notifyUri?: string;
   attributes?: Placement['attributes'];
   now: number;
+  /** The instance making the placement (recorded on it while pending). */
+  owner?: string;
+  /** How long the placement may stay pending before others may reclaim it; unset: no limit. */
+  pendingTtlMs?: number;
 }
 
 export type ReserveResult =
-  | { outcome: 'reserved'; placement: Placement }
+  | { outcome: 'reserved'; placement: Placement; reclaimed?: Placement }
   | { outcome: 'existing'; placement: Placement }
   | { outcome: 'no-capacity' };
 

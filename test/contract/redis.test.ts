@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisServer } from '../helpers/redis.js';
 import { redisStores } from './redis-fixture.js';
+import { pendingContract } from './pending.contract.js';
 import { storeContract } from './store.contract.js';
 
 let redis: RedisServer;
@@ -14,6 +15,7 @@ afterAll(async () => {
 const stores = redisStores(() => ({ mode: 'standalone', url: redis.url }), 'sbtest');
 // A fresh key prefix per store gives every test (and every property run) an empty state.
 storeContract('redis', stores.fixture());
+pendingContract('redis', stores.fixture());
 
 describe('redis store: a write whose own event never arrives', () => {
   it('reloads the view after the catch-up timeout instead of waiting forever', async () => {

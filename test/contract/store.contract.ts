@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { freeUnits, usedUnits } from '../../src/core/capacity.js';
 import type { ServerRegistration } from '../../src/core/model.js';
 import type { StateStore } from '../../src/store/store.js';
 
@@ -109,15 +110,33 @@ export function storeContract(name: string, fixture: StoreFixture): void {
     });
 
     it('counts reported load as max(reserved, reported)', async () => {
+      // Fixed numbers, not recomputed from the formula: capacity 100, 20 units reserved.
       const store = await fixture.open();
       await store.registerServer(POOL, reg('a', 100), now());
-      await store.registerServer(POOL, reg('b', 100), now());
+      expect((await reserve(store, 'r1', 20)).outcome).toBe('reserved');
+      const units = () => {
+        const s = store.getServer(POOL, 'a')!;
+        return { reserved: s.reserved, used: usedUnits(s), free: freeUnits(s) };
+      };
+      expect(units()).toEqual({ reserved: 20, used: 20, free: 80 });
+
+      // The server reports more than was reserved: 95 used (not 20, not 20 + 95), 5 free.
       const hb = await store.heartbeat(POOL, 'a', { units: 95, cpu: 40 }, now());
       expect(hb?.reported).toEqual({ units: 95, cpu: 40 });
-      expect(await reserve(store, 'r1', 10)).toMatchObject({ placement: { serverId: 'b' } });
-      expect(await reserve(store, 'r2', 90)).toMatchObject({ placement: { serverId: 'b' } });
-      expect(await reserve(store, 'r3', 6)).toEqual({ outcome: 'no-capacity' });
-      expect(await reserve(store, 'r4', 5)).toMatchObject({ placement: { serverId: 'a' } });
+      expect(units()).toEqual({ reserved: 20, used: 95, free: 5 });
+      expect(await reserve(store, 'r2', 6)).toEqual({ outcome: 'no-capacity' });
+      expect(await reserve(store, 'r3', 5)).toMatchObject({ outcome: 'reserved', placement: { serverId: 'a', units: 5 } });
+      // Reserved is now 25, still below the reported 95: used stays 95 (not 25 + 95), free 5.
+      expect(units()).toEqual({ reserved: 25, used: 95, free: 5 });
+      expect(await reserve(store, 'r4', 6)).toEqual({ outcome: 'no-capacity' });
+
+      // The server reports less than was reserved: the reservation counts (25 used, not 10), 75 free.
+      await store.heartbeat(POOL, 'a', { units: 10 }, now());
+      expect(units()).toEqual({ reserved: 25, used: 25, free: 75 });
+      expect(await reserve(store, 'r5', 76)).toEqual({ outcome: 'no-capacity' });
+      expect(await reserve(store, 'r6', 75)).toMatchObject({ outcome: 'reserved', placement: { serverId: 'a', units: 75 } });
+      expect(units()).toEqual({ reserved: 100, used: 100, free: 0 });
+
       expect(await store.heartbeat(POOL, 'nope', undefined, now())).toBeUndefined();
     });
 

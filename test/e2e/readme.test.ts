@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,55 @@ afterAll(async () => {
   await Promise.all(started.map((p) => p.stop()));
   await Promise.all(sfus.map((s) => s.stop()));
 });
+
+/** Pids of the processes under `pid`, from the parent pids in /proc (Linux). */
+function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift()!;
+    for (const [child, ppid] of parentOf) {
+      if (ppid === parent) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return found;
+}
+
+/** The `node bin/switchboard.js serve` process that `npm start` (pid `npmPid`) started. */
+function switchboardProcess(npmPid: number): number | undefined {
+  return descendants(npmPid).find((pid) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return /(^|\/)node$/.test(argv[0]!) && argv.some((a) => a.endsWith('bin/switchboard.js')) && argv.includes('serve');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Whether a process exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 async function post(url: string, body?: unknown): Promise<{ status: number; body: Json }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
@@ -46,10 +95,21 @@ describe('README: npm start', () => {
     expect(await ui.text()).toContain('swagger');
     expect(sb.output()).toContain('Switchboard listening');
 
-    const code = await sb.stop('SIGTERM');
-    // npm passes SIGTERM to switchboard, which shuts down gracefully; npm itself then reports
-    // the signal rather than an exit code.
-    expect(code === 0 || sb.child.signalCode === 'SIGTERM').toBe(true);
+    // SIGTERM to the `switchboard serve` node process only (npm's grandchild, or child when sh
+    // execs it), not to npm or the group: npm then exits with its script's exit code, so npm
+    // exiting 0, not by a signal, means Switchboard itself exited 0 after its graceful shutdown.
+    const node = switchboardProcess(sb.pid);
+    expect(node, `no node bin/switchboard.js process under npm (pid ${sb.pid})`).toBeDefined();
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      if (sb.child.exitCode !== null || sb.child.signalCode !== null) resolve({ code: sb.child.exitCode, signal: sb.child.signalCode });
+      else sb.child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    process.kill(node!, 'SIGTERM');
+    const kill = setTimeout(() => void sb.stop('SIGKILL'), 15_000);
+    const exit = await closed;
+    clearTimeout(kill);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(alive(node!)).toBe(false);
     expect(sb.output()).toContain('shutting down');
   }, 60_000);
 });

@@ -17,6 +17,8 @@ export interface Sfu {
   healthChecks: number;
   setHealthy(healthy: boolean): void;
   setRoomMode(mode: RoomMode): void;
+  /** Answers room creation only after this many ms (a slow media server). */
+  setRoomDelay(ms: number): void;
   stop(): Promise<void>;
   /** Starts again on the same port after stop(). */
   start(): Promise<void>;
@@ -55,6 +57,7 @@ async function listen(server: Server, port: number): Promise<number> {
 export async function startSfu(opts: { port?: number; wsHost?: string } = {}): Promise<Sfu> {
   let healthy = true;
   let mode: RoomMode = 'ok';
+  let delayMs = 0;
   const sockets = new Set<Socket>();
   const sfu = {} as Sfu;
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
@@ -67,6 +70,7 @@ export async function startSfu(opts: { port?: number; wsHost?: string } = {}): P
     if (req.method === 'POST' && m) {
       const body = await readBody(req);
       sfu.calls++;
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       if (mode === 'hang') return;
       if (mode === 'fail500') return json(res, 500, { error: 'worker died' });
       if (mode === 'badjson') return res.writeHead(200, { 'content-type': 'application/json' }).end('{not json');
@@ -96,6 +100,7 @@ export async function startSfu(opts: { port?: number; wsHost?: string } = {}): P
     healthChecks: 0,
     setHealthy: (h: boolean) => void (healthy = h),
     setRoomMode: (m2: RoomMode) => void (mode = m2),
+    setRoomDelay: (ms: number) => void (delayMs = ms),
     stop: async () => {
       if (!server.listening) return;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -41,6 +41,10 @@ describe('Redis restart under two instances', () => {
       expect(servers.status).toBe(200);
       expect((servers.body.servers as Json[]).map((s) => [s.serverId, s.reserved])).toEqual(reservedBefore);
       expect((await call(instance.url, 'GET', '/rooms/before-1')).status).toBe(200);
+      // Joining a room that is ready works as before (seed-000 clients join with the same POST).
+      const join = await call(instance.url, 'POST', '/rooms/before-1', {});
+      expect(join.status, JSON.stringify(join.body)).toBe(200);
+      expect(join.body).toMatchObject({ roomId: 'before-1', protocol: '2060-mediasoup-v1' });
       const started = performance.now();
       const write = await call(instance.url, 'POST', '/rooms/during', {});
       expect(performance.now() - started).toBeLessThan(1000);

@@ -6,11 +6,14 @@ import { roomUnits, sfuCapacity } from '../../core/capacity.js';
 import type { LostPlacement, Placement, Server } from '../../core/model.js';
 import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
+import type { NetworkPolicy } from '../../security/network-policy.js';
 import { StoreUnavailableError, type StateStore } from '../../store/store.js';
 import type { Notifier } from '../notifier.js';
 import { describeFailure, MediaClient } from './media-client.js';
 
 export const ROOMS_POOL = 'rooms';
+
+const shuttingDown = () => new AppError(503, 'shutting_down', 'this Switchboard instance is shutting down; retry (another instance, or this one after its restart, will place the room)');
 
 type Observer = { observe(value: number): void };
 
@@ -43,7 +46,14 @@ export interface RoomServiceDeps {
   metrics: Metrics;
   logger?: Logger;
   now?: () => number;
+  /** This instance's identity: the owner recorded on the placements it creates. */
+  instanceId?: string;
+  /** SSRF guard for connections to media servers (security.allowedNetworks). */
+  networkPolicy?: NetworkPolicy;
 }
+
+/** Why a placement being created ends early: this instance is shutting down. */
+class ShuttingDown extends Error {}
 
 /**
  * Rooms on SFUs (seed 000): servers register with a number of workers, rooms are placed on the
@@ -51,24 +61,89 @@ export interface RoomServiceDeps {
  */
 export class RoomService {
   private readonly inflight = new Map<string, Promise<RoomAnswer>>();
+  /** Media-server calls under way, so that shutdown can cut them short. */
+  private readonly calls = new Set<AbortController>();
+  private readonly instanceId: string;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private closing = false;
   private readonly now: () => number;
   private readonly media: MediaClient;
   // Metric children bound once: a labelled observe() hashes its labels on every call.
   private readonly timings: { ok: Observer; failed: Observer };
   private readonly created: { inc(): void };
+  private readonly existing: { inc(): void };
 
   constructor(private readonly d: RoomServiceDeps) {
     this.now = d.now ?? Date.now;
-    this.media = new MediaClient({ timeoutMs: d.config.createTimeoutMs });
+    this.instanceId = d.instanceId ?? randomUUID();
+    this.media = new MediaClient({ timeoutMs: d.config.createTimeoutMs, ...(d.networkPolicy ? { networkPolicy: d.networkPolicy } : {}) });
     this.timings = {
       ok: d.metrics.placementDuration.labels({ pool: ROOMS_POOL, outcome: 'ok' }),
       failed: d.metrics.placementDuration.labels({ pool: ROOMS_POOL, outcome: 'failed' }),
     };
     this.created = d.metrics.placements.labels({ pool: ROOMS_POOL, outcome: 'created' });
+    this.existing = d.metrics.placements.labels({ pool: ROOMS_POOL, outcome: 'existing' });
+  }
+
+  /**
+   * How long a placement may stay pending: the media server's whole answer is bounded by
+   * createTimeoutMs, the grace covers the confirm round trip and clocks that differ between
+   * instances. Past it any instance may reclaim the placement.
+   */
+  private get pendingTtlMs(): number {
+    return this.d.config.createTimeoutMs + this.d.config.pendingGraceMs;
+  }
+
+  /**
+   * Starts reclaiming placements left pending by a dead owner (an instance killed during
+   * creation, or cut off from Redis between reserve and confirm): every instance sweeps, and each
+   * expired placement is released once. A request for such a room reclaims it at once too.
+   */
+  start(): void {
+    const every = Math.max(100, Math.min(5000, Math.floor(this.pendingTtlMs / 2)));
+    this.sweeper = setInterval(() => {
+      if (this.sweeping || !this.d.store.available()) return;
+      this.sweeping = this.sweepExpired()
+        .then(() => undefined)
+        .catch((err: Error) => this.d.logger?.warn({ err: err.message }, 'reclaiming expired placements failed; retrying'))
+        .finally(() => (this.sweeping = undefined));
+    }, every);
+    this.sweeper.unref();
+  }
+
+  /** Releases placements pending past their deadline; returns how many. */
+  async sweepExpired(): Promise<number> {
+    const expired = await this.d.store.releaseExpired(ROOMS_POOL, this.now());
+    for (const p of expired) this.reclaimed(p);
+    return expired.length;
+  }
+
+  private reclaimed(p: Placement): void {
+    this.d.metrics.placementsLost.inc({ pool: ROOMS_POOL, reason: 'pending-expired' });
+    this.d.logger?.warn({ roomId: p.id, serverId: p.serverId, owner: p.owner }, 'room left pending past its deadline by its owner; its units are released');
+  }
+
+  /**
+   * Graceful shutdown, step one: no new attempt starts, and attempts still waiting for a media
+   * server after `graceMs` are cut short. Each request under way ends with its answer or with a
+   * JSON 503, and its placement is confirmed or released — none is left pending.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweeper);
+    await this.sweeping;
+    if (this.inflight.size === 0) return;
+    const timer = setTimeout(() => {
+      for (const c of this.calls) c.abort(new ShuttingDown('Switchboard is shutting down'));
+    }, graceMs);
+    await Promise.allSettled([...this.inflight.values()]);
+    clearTimeout(timer);
   }
 
   /** Closes the connections kept open to media servers. */
   close(): Promise<void> {
+    clearInterval(this.sweeper);
     return this.media.close();
   }
 
@@ -146,8 +221,16 @@ export class RoomService {
    */
   createRoom(input: CreateRoomInput): Promise<RoomAnswer> {
     const roomId = input.roomId ?? randomUUID();
+    // A room that is ready answers from the view: no store round trip, and joins keep working
+    // while Redis is unreachable (seed-000 clients join with the same POST).
+    const ready = input.roomId === undefined ? undefined : this.d.store.getPlacement(ROOMS_POOL, roomId);
+    if (ready?.state === 'ready' && ready.data) {
+      this.existing.inc();
+      return Promise.resolve(ready.data);
+    }
     const running = this.inflight.get(roomId);
     if (running) return running;
+    if (this.closing) return Promise.reject(shuttingDown());
     const p = this.timedPlace(roomId, input);
     this.inflight.set(roomId, p);
     return p;
@@ -186,9 +269,17 @@ export class RoomService {
     return result.placement;
   }
 
-  /** Releases placements whose server went away and tells their owners. */
+  /**
+   * Releases placements whose server went away and tells their owners. A placement still pending
+   * is not announced: the request creating it is still under way, and it either succeeds on
+   * another server or fails — a room-lost for it would contradict that answer.
+   */
   lost(lost: LostPlacement[]): void {
     for (const { placement, reason } of lost) {
+      if (placement.state === 'pending') {
+        this.d.logger?.info({ roomId: placement.id, serverId: placement.serverId, reason }, 'server left while a room was being created there');
+        continue;
+      }
       this.d.metrics.placementsLost.inc({ pool: ROOMS_POOL, reason });
       this.d.logger?.warn({ roomId: placement.id, serverId: placement.serverId, reason }, 'room lost');
       if (placement.notifyUri) {
@@ -205,7 +296,10 @@ export class RoomService {
     const exclude: string[] = [];
     const failures: { serverId: string; error: string }[] = [];
     while (failures.length < config.maxAttempts) {
+      if (this.closing) throw shuttingDown();
       const result = await store.reserve(ROOMS_POOL, {
+        owner: this.instanceId,
+        pendingTtlMs: this.pendingTtlMs,
         placementId: roomId,
         units,
         policy: config.policy,
@@ -218,10 +312,10 @@ export class RoomService {
       if (result.outcome === 'existing') {
         const answer = await this.awaitReady(result.placement, deadline);
         if (answer) {
-          this.d.metrics.placements.inc({ pool: ROOMS_POOL, outcome: 'existing' });
+          this.existing.inc();
           return answer;
         }
-        continue; // its creation failed meanwhile: try to place it ourselves
+        continue; // its creation failed (or its owner died) meanwhile: try to place it ourselves
       }
       if (result.outcome === 'no-capacity') {
         this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'no_capacity' });
@@ -231,22 +325,32 @@ export class RoomService {
         });
       }
       const { placement } = result;
+      if (result.reclaimed) this.reclaimed(result.reclaimed);
       const server = store.getServer(ROOMS_POOL, placement.serverId);
+      const call = new AbortController();
+      this.calls.add(call);
       try {
         if (!server) throw new Error('server deregistered during placement');
         const body = { maxPeerCount, ...(input.eventNotificationUri ? { eventNotificationUri: input.eventNotificationUri } : {}) };
-        const answer = await this.media.createRoom(server.serviceUrl, roomId, body);
-        if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer))) throw new Error('server left the pool while the room was created');
+        const answer = await this.media.createRoom(server.serviceUrl, roomId, body, call.signal);
+        if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer, placement.attempt))) throw new Error('server left the pool while the room was created');
         this.created.inc();
         return answer;
       } catch (err) {
+        // Redis unreachable: the placement stays pending, and is reclaimed after its deadline.
         if (err instanceof StoreUnavailableError) throw err;
+        if (call.signal.aborted || this.closing) {
+          await store.release(ROOMS_POOL, roomId, placement.serverId, placement.attempt);
+          throw shuttingDown();
+        }
         const error = describeFailure(err, config.createTimeoutMs);
         failures.push({ serverId: placement.serverId, error });
         exclude.push(placement.serverId);
         this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'server_error' });
         this.d.logger?.warn({ roomId, serverId: placement.serverId, error }, 'room creation failed on server; trying another');
-        await store.release(ROOMS_POOL, roomId, placement.serverId);
+        await store.release(ROOMS_POOL, roomId, placement.serverId, placement.attempt);
+      } finally {
+        this.calls.delete(call);
       }
     }
     throw new AppError(502, 'room_create_failed', `no media server accepted room "${roomId}"`, { attempts: failures });
@@ -259,11 +363,14 @@ export class RoomService {
    */
   private awaitReady(placement: Placement, deadline: number): Promise<RoomAnswer | undefined> {
     if (placement.state === 'ready' && placement.data) return Promise.resolve(placement.data);
+    // Past the placement's own deadline its owner is presumed gone: stop waiting and reclaim it.
+    const reclaimAt = placement.deadline !== undefined ? placement.deadline + 1 : Infinity;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         unsubscribe();
-        reject(new AppError(504, 'placement_timeout', `room "${placement.id}" is still being created by another instance; try again`));
-      }, Math.max(0, deadline - this.now()));
+        if (reclaimAt <= deadline) resolve(undefined);
+        else reject(new AppError(504, 'placement_timeout', `room "${placement.id}" is still being created by another instance; try again`));
+      }, Math.max(0, Math.min(deadline, reclaimAt) - this.now()));
       const check = () => {
         const current = this.d.store.getPlacement(ROOMS_POOL, placement.id);
         if (current && !(current.state === 'ready' && current.data)) return;

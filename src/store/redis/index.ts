@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../../core/model.js';
-import { policies, rank } from '../../core/policies/index.js';
-import { newPlacement, newServer } from '../../core/server.js';
+import { rankTop } from '../../core/policies/index.js';
+import { isExpired, newPlacement, newServer, readyPlacement } from '../../core/server.js';
 import type { ReleaseResult, ReserveRequest, ReserveResult, StateStore, StoreEvent } from '../store.js';
 import { StoreUnavailableError } from '../store.js';
 import { PoolViews, type PoolView } from '../view.js';
 import { createRedisClient, describeRedis, type RedisClient, type RedisConnectionConfig } from './connection.js';
 
-const scriptNames = ['register', 'deregister', 'update', 'reserve', 'confirm', 'release', 'drop', 'leases', 'snapshot', 'restore'] as const;
+const scriptNames = ['register', 'deregister', 'update', 'reserve', 'confirm', 'release', 'expire', 'drop', 'leases', 'snapshot', 'restore'] as const;
 type ScriptName = (typeof scriptNames)[number];
 
 function loadScripts(): Record<ScriptName, string> {
@@ -35,6 +35,12 @@ interface PoolSync {
   /** Identity of the Redis data set; a new one after a restart means the data was lost. */
   generation: string;
   resyncing: Promise<void> | undefined;
+  /** A reload waiting for its time: after a failed one (backoff), or one right after another. */
+  retry: { timer: NodeJS.Timeout; resolve: (p: Promise<void>) => void; promise: Promise<void> } | undefined;
+  /** Reloads that failed in a row (the backoff grows with it). */
+  failures: number;
+  /** When the last reload ended (ms). */
+  lastReload: number;
   pending: WireEvent[];
   /** Writes waiting for their own change to reach the view, in seq order. */
   waiters: { seq: number; since: number; resolve: () => void }[];
@@ -88,7 +94,7 @@ export class RedisStore implements StateStore {
     for (const name of scriptNames) this.client.defineCommand(`sb_${name}`, { numberOfKeys: 1, lua: scripts[name] });
     for (const pool of options.pools) {
       this.channels.set(this.key(pool, 'events'), pool);
-      this.sync.set(pool, { applied: 0, generation: '', resyncing: undefined, pending: [], waiters: [], overdue: undefined });
+      this.sync.set(pool, { applied: 0, generation: '', resyncing: undefined, retry: undefined, failures: 0, lastReload: 0, pending: [], waiters: [], overdue: undefined });
     }
   }
 
@@ -117,7 +123,10 @@ export class RedisStore implements StateStore {
   async close(): Promise<void> {
     this.closing = true;
     this.listeners.clear();
-    for (const s of this.sync.values()) this.wake(s, true);
+    for (const s of this.sync.values()) {
+      if (s.retry) clearTimeout(s.retry.timer);
+      this.wake(s, true);
+    }
     await Promise.allSettled([this.client.quit(), this.sub.quit()]);
     this.client.disconnect();
     this.sub.disconnect();
@@ -173,43 +182,58 @@ export class RedisStore implements StateStore {
   // --- placements ---
 
   async reserve(pool: string, request: ReserveRequest): Promise<ReserveResult> {
-    const template = JSON.stringify(newPlacement({ id: '', epoch: '' }, request));
+    const template = JSON.stringify(newPlacement({ id: '', epoch: '' }, request, randomUUID()));
     const exclude = request.exclude ?? [];
     let mode: string[];
     if (request.policy === 'most-free-capacity') {
       mode = ['most-free', String(exclude.length), ...exclude];
     } else {
-      // Policies other than most-free rank the candidates here, from the local view; the script
-      // takes the first that is still placeable and fits, so a stale view never over-books.
+      // Policies other than most-free choose here, from the local view, in O(n): their first
+      // RANKED_CANDIDATES picks go to the script, which takes the first that is still placeable
+      // and fits (so a stale view never over-books) and falls back to most-free over the live
+      // numbers when none does (so a stale view never refuses a placement that fits).
       const selection = { units: request.units, region: request.region, exclude: new Set(exclude) };
-      const order = rank(policies[request.policy], this.listServers(pool), selection, this.random).map((s) => s.id);
-      mode = ['ordered', String(exclude.length), ...exclude, ...order];
+      const order = rankTop(request.policy, this.listServers(pool), selection, this.random, RANKED_CANDIDATES);
+      mode = ['ordered', String(exclude.length), ...exclude, ...order.map((s) => s.id)];
     }
-    const reply = (await this.run('reserve', pool, [request.placementId, request.units, request.region ?? '', template, ...mode])) as [string, string?, number?];
-    if (reply[0] === 'none') return { outcome: 'no-capacity' };
+    const reply = (await this.run('reserve', pool, [request.placementId, request.units, request.region ?? '', template, ...mode])) as [string, string?, number?, string?];
+    if (reply[0] === 'none') {
+      if (reply[2]) await this.caughtUp(pool, reply[2]); // an expired placement was released
+      return { outcome: 'no-capacity' };
+    }
     const placement = JSON.parse(reply[1]!) as Placement;
     if (reply[0] === 'existing') return { outcome: 'existing', placement };
     await this.caughtUp(pool, reply[2]!);
-    return { outcome: 'reserved', placement };
+    return reply[3] ? { outcome: 'reserved', placement, reclaimed: JSON.parse(reply[3]) as Placement } : { outcome: 'reserved', placement };
   }
 
-  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>): Promise<Placement | undefined> {
+  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string): Promise<Placement | undefined> {
     const current = this.view(pool).placements.get(placementId);
-    if (!current || current.serverId !== serverId) return undefined;
-    const ready: Placement = { ...current, state: 'ready', data };
-    const [seq] = (await this.run('confirm', pool, [placementId, serverId, JSON.stringify(ready)])) as [number, string?];
+    if (!current || current.serverId !== serverId || (attempt !== undefined && current.attempt !== attempt)) return undefined;
+    const ready = readyPlacement(current, data);
+    const [seq] = (await this.run('confirm', pool, [placementId, serverId, JSON.stringify(ready), attempt ?? ''])) as [number, string?];
     if (!seq) return undefined;
     await this.caughtUp(pool, seq);
     return ready;
   }
 
-  async release(pool: string, placementId: string, serverId?: string): Promise<ReleaseResult> {
-    const reply = (await this.run('release', pool, [placementId, serverId ?? ''])) as [string, string?, number?];
+  async release(pool: string, placementId: string, serverId?: string, attempt?: string): Promise<ReleaseResult> {
+    const reply = (await this.run('release', pool, [placementId, serverId ?? '', attempt ?? ''])) as [string, string?, number?];
     if (reply[0] === 'not-found') return { outcome: 'not-found' };
     const placement = JSON.parse(reply[1]!) as Placement;
     if (reply[0] === 'wrong-server') return { outcome: 'wrong-server', placement };
     await this.caughtUp(pool, reply[2]!);
     return { outcome: 'released', placement };
+  }
+
+  async releaseExpired(pool: string, now: number): Promise<Placement[]> {
+    // Candidates from the view (cheap, local); the script re-checks each on the live record.
+    const ids: string[] = [];
+    for (const p of this.view(pool).placements.values()) if (isExpired(p, now)) ids.push(p.id);
+    if (ids.length === 0) return [];
+    const [seq, ...released] = (await this.run('expire', pool, [now, ...ids])) as [number, ...string[]];
+    if (seq) await this.caughtUp(pool, seq);
+    return released.map((j) => JSON.parse(j) as Placement);
   }
 
   getPlacement(pool: string, id: string): Placement | undefined {
@@ -395,33 +419,122 @@ export class RedisStore implements StateStore {
     }
   }
 
-  /** Reloads a pool's view from one snapshot, then applies what arrived meanwhile. */
+  /**
+   * Reloads a pool's view from one snapshot, then applies what arrived meanwhile. Reloads are
+   * spaced: one right after another waits MIN_RELOAD_GAP_MS, and after a failed one the next waits
+   * longer each time (up to 5 s), so a reload that keeps failing (or a stream of events that keeps
+   * showing gaps) cannot turn into a loop of snapshot scripts.
+   */
   private resync(pool: string): Promise<void> {
     const s = this.poolSync(pool);
     if (s.resyncing) return s.resyncing;
+    if (s.retry) return s.retry.promise;
+    const wait = s.failures > 0 ? Math.min(MAX_RELOAD_BACKOFF_MS, 100 * 2 ** (s.failures - 1)) : s.lastReload + MIN_RELOAD_GAP_MS - Date.now();
+    if (wait <= 0 || this.closing) return this.reloadNow(pool, s);
+    let resolve!: (p: Promise<void>) => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(() => {
+      s.retry = undefined;
+      resolve(this.reloadNow(pool, s));
+    }, wait);
+    timer.unref();
+    s.retry = { timer, resolve, promise };
+    return promise;
+  }
+
+  /** Runs a waiting reload now (after a reconnect there is no reason to wait). */
+  private reloadSoon(pool: string, s: PoolSync): Promise<void> {
+    s.failures = 0;
+    s.lastReload = 0;
+    const retry = s.retry;
+    if (!retry) return this.resync(pool);
+    clearTimeout(retry.timer);
+    s.retry = undefined;
+    const p = this.reloadNow(pool, s);
+    retry.resolve(p);
+    return p;
+  }
+
+  private reloadNow(pool: string, s: PoolSync): Promise<void> {
+    if (s.resyncing) return s.resyncing;
     s.resyncing = (async () => {
-      let loaded = false;
+      let fresh: boolean | undefined;
       try {
-        const snap = await this.snapshot(pool);
-        const view = this.views.get(pool);
-        view.clear();
-        for (const server of snap.servers) view.putServer(server);
-        for (const placement of snap.placements) view.putPlacement(placement);
-        s.applied = snap.seq;
-        s.generation = snap.generation;
-        this.emit({ type: 'resync', pool });
-        loaded = true;
+        fresh = await this.reload(pool, s);
+        s.failures = 0;
       } catch (err) {
+        s.failures++;
         this.logError(err as Error);
       } finally {
         s.resyncing = undefined;
+        s.lastReload = Date.now();
       }
       this.wake(s, true);
-      // If the reload failed (Redis down), keep what arrived: the reconnect reloads again.
-      if (!loaded) return;
-      for (const event of s.pending.splice(0).sort((a, b) => a.seq - b.seq)) this.receive(pool, event);
+      const pending = s.pending.splice(0);
+      // After a failed reload the events that arrived meanwhile are dropped: the next reload's
+      // snapshot holds their effect, and keeping them risks applying them to data they do not
+      // belong to (Redis may have restarted meanwhile). The same after a change of data set: an
+      // event of the old one may carry a higher sequence number than the new one has reached.
+      if (fresh !== false) return;
+      for (const event of pending.sort((a, b) => a.seq - b.seq)) this.receive(pool, event);
     })();
     return s.resyncing;
+  }
+
+  /**
+   * Loads the pool from one snapshot into the view. If Redis lost data this instance had — it came
+   * back empty (a new generation), or older (the same generation at a lower sequence number: an
+   * old dump, a failover that lost writes) — writes back what this instance knew first.
+   * Resolves true when the data set changed under the view (events from before must be dropped).
+   */
+  private async reload(pool: string, s: PoolSync): Promise<boolean> {
+    let snap = await this.snapshot(pool);
+    const view = this.views.get(pool);
+    let changed = false;
+    const known = s.generation !== '' && view.servers.size > 0;
+    const mode = !known ? undefined : snap.generation !== s.generation ? 'union' : snap.seq < s.applied ? 'replace' : undefined;
+    if (mode) {
+      // A replace that finds the data already replaced (another instance was first) adds ours on top.
+      if (!(await this.restore(pool, s, mode, snap.generation)) && mode === 'replace') await this.restore(pool, s, 'union', snap.generation);
+      snap = await this.snapshot(pool);
+      changed = true;
+    } else if (snap.generation === '') {
+      await this.client.set(this.key(pool, 'gen'), s.generation || randomUUID(), 'NX');
+      snap = await this.snapshot(pool);
+    }
+    if (s.generation !== '' && snap.generation !== s.generation) changed = true;
+    view.clear();
+    for (const server of snap.servers) view.putServer(server);
+    for (const placement of snap.placements) view.putPlacement(placement);
+    s.applied = snap.seq;
+    s.generation = snap.generation;
+    this.emit({ type: 'resync', pool });
+    return changed;
+  }
+
+  /** Writes this instance's view back to Redis (restore.lua: union or replace). */
+  private async restore(pool: string, s: PoolSync, mode: 'union' | 'replace', seen: string): Promise<boolean> {
+    const view = this.views.get(pool);
+    const servers = [...view.servers.values()];
+    const placements = [...view.placements.values()];
+    this.options.logger?.warn(
+      { pool, servers: servers.length, placements: placements.length, mode, applied: s.applied },
+      mode === 'union'
+        ? 'Redis lost its data (restart without persistence?): restoring what this instance knew'
+        : 'Redis holds older data than this instance had seen (restored from an old dump, or a failover lost writes): replacing it with what this instance knew',
+    );
+    const generation = mode === 'replace' ? randomUUID() : s.generation;
+    const [seq, skipped] = (await this.run('restore', pool, [
+      mode,
+      generation,
+      seen,
+      s.applied,
+      servers.length,
+      ...servers.map((x) => JSON.stringify(x)),
+      ...placements.map((x) => JSON.stringify(x)),
+    ])) as [number, number];
+    if (skipped > 0) this.options.logger?.error({ pool, skipped }, 'restore skipped records Redis could not decode');
+    return seq > 0;
   }
 
   private async snapshot(pool: string): Promise<{ seq: number; generation: string; servers: Server[]; placements: Placement[] }> {
@@ -446,26 +559,13 @@ export class RedisStore implements StateStore {
   }
 
   /**
-   * After a reconnect. If Redis came back without our data (a new generation), write back what
-   * this instance knew — only what is absent, placements only on the registration they were made
-   * on — then reload.
+   * After a reconnect: drop events buffered before it (the reload's snapshot holds their effect)
+   * and reload at once; the reload notices whether Redis lost data and writes back what it must.
    */
-  private async recover(pool: string): Promise<void> {
+  private recover(pool: string): Promise<void> {
     const s = this.poolSync(pool);
-    const current = (await this.client.get(this.key(pool, 'gen'))) ?? '';
-    const view = this.views.get(pool);
-    if (s.generation && current !== s.generation && view.servers.size > 0) {
-      const servers = [...view.servers.values()];
-      const placements = [...view.placements.values()];
-      this.options.logger?.warn(
-        { pool, servers: servers.length, placements: placements.length },
-        'Redis lost its data (restart without persistence?): restoring what this instance knew',
-      );
-      await this.run('restore', pool, [s.generation, servers.length, ...servers.map((x) => JSON.stringify(x)), ...placements.map((x) => JSON.stringify(x))]);
-    } else if (!current) {
-      await this.client.set(this.key(pool, 'gen'), s.generation || randomUUID(), 'NX');
-    }
-    await this.resync(pool);
+    s.pending.length = 0;
+    return this.reloadSoon(pool, s);
   }
 
   private emit(event: StoreEvent): void {
@@ -480,7 +580,24 @@ export class RedisStore implements StateStore {
   }
 }
 
+const MIN_RELOAD_GAP_MS = 100;
+/** Candidates a non-default policy sends to reserve.lua, best first. */
+const RANKED_CANDIDATES = 4;
+const MAX_RELOAD_BACKOFF_MS = 5000;
+
+const connectionCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+/** Redis error replies that mean "not now, this node cannot serve": the first word is Redis's error code. */
+const unavailableReplies = new Set(['LOADING', 'READONLY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'BUSY']);
+
+/**
+ * Whether a failed command means "Redis is unreachable right now" (answer 503) rather than a bug:
+ * by the socket error's code, ioredis's error class, or the Redis error reply's code word.
+ * (ioredis reports a closed connection with no code; callers check the client status for that.)
+ */
 function isConnectionError(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|ETIMEDOUT|EPIPE|Command timed out|LOADING/i.test(msg);
+  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof e?.code === 'string' && connectionCodes.has(e.code)) return true;
+  if (e?.name === 'MaxRetriesPerRequestError') return true;
+  if (e?.name === 'ReplyError' && typeof e.message === 'string') return unavailableReplies.has(e.message.split(' ', 1)[0]!);
+  return false;
 }

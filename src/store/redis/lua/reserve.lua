@@ -2,26 +2,46 @@
 --       excluded ids..., then (mode "ordered") the candidate ids in order of preference.
 -- Chooses a server and reserves the units in one atomic step, or returns the existing placement.
 -- Mode "most-free" is core/policies/most-free-capacity.ts (with region preference) run here, on
--- the live numbers; mode "ordered" takes the first candidate that is still placeable and fits.
+-- the live numbers; mode "ordered" takes the first candidate that is still placeable and fits,
+-- and falls back to most-free when none does (the caller's view was stale).
+-- An existing placement still pending past its deadline (template.createdAt is now) is reclaimed
+-- first: its units are freed and the placement is made anew.
 local pid, units, region, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[6]
-local existing = redis.call('HGET', k('placement:' .. pid), 'j')
-if existing then return { 'existing', existing } end
+local p = decode(ARGV[5])
+if not p then return redis.error_reply('reserve: the placement template is not valid JSON') end
+local h = redis.call('HMGET', k('placement:' .. pid), 'j', 'd', 's', 'u')
+local reclaimed
+if h[1] then
+  if not (h[2] and tonumber(h[2]) < tonumber(p.createdAt)) then return { 'existing', h[1] } end
+  reclaimed = h[1]
+end
 
 local nex = tonumber(ARGV[7])
 local excluded = {}
 for i = 8, 7 + nex do excluded[ARGV[i]] = true end
 
+-- Units the reclaimed placement frees count as free on its server already.
 local function fit(id, entry)
   if excluded[id] then return nil end
   local cap, rep, reg, epoch = string.match(entry, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   local reserved = tonumber(redis.call('HGET', k('reserved'), id) or '0')
+  if reclaimed and id == h[3] then reserved = math.max(0, reserved - tonumber(h[4])) end
   local free = tonumber(cap) - math.max(reserved, tonumber(rep))
   if free < units then return nil end
   return free, reg, epoch
 end
 
 local best, bestFree, bestTier, bestEpoch
-if mode == 'most-free' then
+if mode == 'ordered' then
+  for i = 8 + nex, #ARGV do
+    local entry = redis.call('HGET', k('sel'), ARGV[i])
+    if entry then
+      local free, _, epoch = fit(ARGV[i], entry)
+      if free then best, bestEpoch = ARGV[i], epoch; break end
+    end
+  end
+end
+if not best then
   local sel = redis.call('HGETALL', k('sel'))
   for i = 1, #sel, 2 do
     local free, reg, epoch = fit(sel[i], sel[i + 1])
@@ -33,23 +53,18 @@ if mode == 'most-free' then
       end
     end
   end
-else
-  for i = 8 + nex, #ARGV do
-    local entry = redis.call('HGET', k('sel'), ARGV[i])
-    if entry then
-      local free, _, epoch = fit(ARGV[i], entry)
-      if free then best, bestEpoch = ARGV[i], epoch; break end
-    end
-  end
 end
-if not best then return { 'none' } end
+if not best then
+  -- Nothing fits: an expired placement is released all the same (its owner is gone).
+  if reclaimed then return { 'none', false, publish_release(pid, h[3], release_placement(pid, h[3], h[4])) } end
+  return { 'none' }
+end
 
+if reclaimed then publish_release(pid, h[3], release_placement(pid, h[3], h[4])) end
 local reserved = redis.call('HINCRBY', k('reserved'), best, units)
-local p = cjson.decode(ARGV[5])
 p.serverId, p.serverEpoch = best, bestEpoch
 local j = cjson.encode(p)
-redis.call('HSET', k('placement:' .. pid), 's', best, 'u', units, 'j', j)
-redis.call('SADD', k('placements:' .. best), pid)
+put_placement(p, j)
 local seq = bump()
 publish(seq, 'reserve', ',"serverId":' .. str(best) .. ',"reserved":' .. reserved .. ',"placement":' .. j)
-return { 'reserved', j, seq }
+return { 'reserved', j, seq, reclaimed or false }
