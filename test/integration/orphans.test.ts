@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { call, until, type Json } from '../helpers/http.js';
 import { startSwitchboard, type SwitchboardProcess } from '../helpers/process.js';
 import { RedisServer } from '../helpers/redis.js';
-import { startSfu, type Sfu } from '../helpers/sfu.js';
+import { startNotifySink, startSfu, type Sfu } from '../helpers/sfu.js';
 
 /**
  * No crash, outage or shutdown leaves a room pending forever or its units booked twice: a pending
@@ -100,6 +100,29 @@ describe('pending placements whose owner is gone', () => {
     expect(await reserved(b.url)).toBe(4);
     await until(async () => (await reserved(b.url)) === 0, 5000, 'the sweeper to release the abandoned room');
     expect((await call(b.url, 'GET', '/rooms/abandoned')).status).toBe(404);
+  }, 30_000);
+});
+
+describe('a server leaving while a room is created on it', () => {
+  it('does not announce room-lost to an owner whose request then succeeds on another server', async () => {
+    const { sfu, instances } = await setup({ instances: 1 });
+    const [a] = instances as [SwitchboardProcess];
+    const sink = await startNotifySink();
+    cleanup.push(() => sink.stop());
+    const other = await startSfu();
+    cleanup.push(() => other.stop());
+    // s1 has more room, so it is tried first; it answers slowly and is deregistered meanwhile.
+    expect((await call(a.url, 'POST', '/register', { serverId: 's2', serviceUrl: other.url, workers: 1, capacity: 400 })).status).toBe(200);
+    sfu.setRoomDelay(1000);
+    const pending = call(a.url, 'POST', '/rooms/moving', { eventNotificationUri: `${sink.url}/notify` });
+    await waitForCall(sfu, 1);
+    expect((await call(a.url, 'GET', '/rooms/moving')).body).toMatchObject({ serverId: 's1', state: 'pending' });
+    expect((await call(a.url, 'DELETE', '/servers/s1')).status).toBe(200);
+    const res = await pending;
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await call(a.url, 'GET', '/rooms/moving')).body).toMatchObject({ serverId: 's2', state: 'ready' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sink.events).toEqual([]);
   }, 30_000);
 });
 
