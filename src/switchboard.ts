@@ -127,7 +127,10 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
         // new attempt, and a media server still silent after the grace is cut short (its
         // placement released, the request answered 503), so nothing outlives shutdownTimeoutMs.
         const grace = Math.min(config.rooms.createTimeoutMs, Math.floor(config.server.shutdownTimeoutMs / 2));
-        await Promise.all([app.close(), rooms.shutdown(grace)]);
+        // Keep-alive connections whose request was under way when close began go idle only after
+        // their answer: close them as they do (Node closes the idle ones only once, at close).
+        const idle = setInterval(() => app.server.closeIdleConnections(), 50);
+        await Promise.all([app.close(), rooms.shutdown(grace)]).finally(() => clearInterval(idle));
         await rooms.close();
         await notifier.close();
         await probeAgent.close().catch(() => undefined);

@@ -3,7 +3,7 @@ import { freeUnits } from '../core/capacity.js';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../core/model.js';
 import { policies } from '../core/policies/index.js';
 import { isExpired, newPlacement, newServer, readyPlacement } from '../core/server.js';
-import type { ReleaseResult, ReserveRequest, ReserveResult, StateStore, StoreEvent } from './store.js';
+import type { ReleaseResult, ReserveRequest, ReserveResult, ServerPatch, StateStore, StoreEvent } from './store.js';
 import { PoolViews, type PoolView } from './view.js';
 
 /**
@@ -57,6 +57,13 @@ export class MemoryStore implements StateStore {
   async setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined> {
     return this.update(pool, id, (s) => {
       s.adminState = state;
+    });
+  }
+
+  async patchServer(pool: string, id: string, patch: ServerPatch): Promise<Server | undefined> {
+    return this.update(pool, id, (s) => {
+      if (patch.weight !== undefined) s.weight = patch.weight;
+      if (patch.capacity !== undefined) s.capacity = patch.capacity;
     });
   }
 

@@ -34,6 +34,11 @@ export interface StateStore {
   heartbeat(pool: string, id: string, load: ReportedLoad | undefined, now: number): Promise<Server | undefined>;
   setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined>;
   /**
+   * Changes a server's weight and/or capacity (e.g. from its agent: `NN%`, `maxconn:N`).
+   * Capacity below what is reserved only stops new placements; nothing placed is moved.
+   */
+  patchServer(pool: string, id: string, patch: ServerPatch): Promise<Server | undefined>;
+  /**
    * Writes a probe's verdict. Ignored (undefined) if the server has re-registered since the probe
    * started (`epoch` differs) or is gone.
    */
@@ -80,6 +85,11 @@ export interface StateStore {
 
   /** Every change, from this instance or another, in order. Returns an unsubscribe function. */
   subscribe(listener: (event: StoreEvent) => void): () => void;
+}
+
+export interface ServerPatch {
+  weight?: number;
+  capacity?: number;
 }
 
 export interface ReserveRequest {

@@ -91,6 +91,21 @@ export function pendingContract(name: string, fixture: StoreFixture): void {
       expect(await store.confirm(POOL, 'r1', 'a', { ok: true }, second.placement.attempt)).toMatchObject({ state: 'ready' });
     });
 
+    it('patches weight and capacity; a capacity below what is reserved only stops new placements', async () => {
+      const store = await fixture.open();
+      const peer = await fixture.peer(store);
+      await store.registerServer(POOL, reg('a', 100), Date.now());
+      expect((await reserve(store, 'r1', 60, Date.now())).outcome).toBe('reserved');
+      const patched = await store.patchServer(POOL, 'a', { weight: 37, capacity: 50 });
+      expect(patched).toMatchObject({ weight: 37, capacity: 50, reserved: 60 });
+      expect(peer.getServer(POOL, 'a')).toMatchObject({ weight: 37, capacity: 50 });
+      expect((await reserve(store, 'r2', 1, Date.now())).outcome).toBe('no-capacity');
+      expect(store.getPlacement(POOL, 'r1')).toBeDefined();
+      expect(await store.patchServer(POOL, 'a', { capacity: 200 })).toMatchObject({ weight: 37, capacity: 200 });
+      expect((await reserve(store, 'r2', 140, Date.now())).outcome).toBe('reserved');
+      expect(await store.patchServer(POOL, 'missing', { weight: 1 })).toBeUndefined();
+    });
+
     it('releaseExpired frees what is past its deadline, once, whichever instance asks', async () => {
       const store = await fixture.open();
       const peer = await fixture.peer(store);

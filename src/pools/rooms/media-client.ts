@@ -19,6 +19,13 @@ const HEADERS = { 'content-type': 'application/json', 'user-agent': 'switchboard
  */
 export class MediaClient {
   private readonly pools = new Map<string, { pool: Pool; basePath: string }>();
+  /** Calls under way (a Set add and delete per call: cheaper than an AbortController per call). */
+  private readonly calls = new Set<RoomCall>();
+
+  /** Ends every call under way with `reason` (shutdown). */
+  cancelAll(reason: Error): void {
+    for (const call of this.calls) call.fail(reason);
+  }
 
   private readonly connect: buildConnector.connector;
 
@@ -37,7 +44,7 @@ export class MediaClient {
   createRoom(serviceUrl: string, roomId: string, body: CreateRoomBody, signal?: AbortSignal): Promise<Record<string, unknown>> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     const { pool, basePath } = this.poolFor(serviceUrl);
-    const call = new RoomCall(this.options.timeoutMs, signal);
+    const call = new RoomCall(this.options.timeoutMs, signal, this.calls);
     pool.dispatch({ path: `${basePath}/rooms/${encodeURIComponent(roomId)}`, method: 'POST', headers: HEADERS, body: JSON.stringify(body) }, call);
     return call.promise;
   }
@@ -168,6 +175,7 @@ class RoomCall implements Dispatcher.DispatchHandler {
   constructor(
     timeoutMs: number,
     private readonly signal: AbortSignal | undefined,
+    private readonly registry: Set<RoomCall>,
   ) {
     this.promise = new Promise((resolve, reject) => {
       this.resolve = resolve;
@@ -175,6 +183,7 @@ class RoomCall implements Dispatcher.DispatchHandler {
     });
     this.timer = setTimeout(onDeadline, timeoutMs, this, timeoutMs);
     signal?.addEventListener('abort', this);
+    registry.add(this);
   }
 
   /** The caller's AbortSignal fired (EventListener object: no closure). */
@@ -245,6 +254,7 @@ class RoomCall implements Dispatcher.DispatchHandler {
   private settle(): void {
     this.settled = true;
     clearTimeout(this.timer);
+    this.registry.delete(this);
     this.signal?.removeEventListener('abort', this);
   }
 }

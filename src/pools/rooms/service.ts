@@ -61,8 +61,6 @@ class ShuttingDown extends Error {}
  */
 export class RoomService {
   private readonly inflight = new Map<string, Promise<RoomAnswer>>();
-  /** Media-server calls under way, so that shutdown can cut them short. */
-  private readonly calls = new Set<AbortController>();
   private readonly instanceId: string;
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
@@ -134,9 +132,7 @@ export class RoomService {
     clearInterval(this.sweeper);
     await this.sweeping;
     if (this.inflight.size === 0) return;
-    const timer = setTimeout(() => {
-      for (const c of this.calls) c.abort(new ShuttingDown('Switchboard is shutting down'));
-    }, graceMs);
+    const timer = setTimeout(() => this.media.cancelAll(new ShuttingDown('Switchboard is shutting down')), graceMs);
     await Promise.allSettled([...this.inflight.values()]);
     clearTimeout(timer);
   }
@@ -327,19 +323,17 @@ export class RoomService {
       const { placement } = result;
       if (result.reclaimed) this.reclaimed(result.reclaimed);
       const server = store.getServer(ROOMS_POOL, placement.serverId);
-      const call = new AbortController();
-      this.calls.add(call);
       try {
         if (!server) throw new Error('server deregistered during placement');
         const body = { maxPeerCount, ...(input.eventNotificationUri ? { eventNotificationUri: input.eventNotificationUri } : {}) };
-        const answer = await this.media.createRoom(server.serviceUrl, roomId, body, call.signal);
+        const answer = await this.media.createRoom(server.serviceUrl, roomId, body);
         if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer, placement.attempt))) throw new Error('server left the pool while the room was created');
         this.created.inc();
         return answer;
       } catch (err) {
         // Redis unreachable: the placement stays pending, and is reclaimed after its deadline.
         if (err instanceof StoreUnavailableError) throw err;
-        if (call.signal.aborted || this.closing) {
+        if (this.closing) {
           await store.release(ROOMS_POOL, roomId, placement.serverId, placement.attempt);
           throw shuttingDown();
         }
@@ -349,8 +343,6 @@ export class RoomService {
         this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'server_error' });
         this.d.logger?.warn({ roomId, serverId: placement.serverId, error }, 'room creation failed on server; trying another');
         await store.release(ROOMS_POOL, roomId, placement.serverId, placement.attempt);
-      } finally {
-        this.calls.delete(call);
       }
     }
     throw new AppError(502, 'room_create_failed', `no media server accepted room "${roomId}"`, { attempts: failures });

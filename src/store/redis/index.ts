@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../../core/model.js';
 import { rankTop } from '../../core/policies/index.js';
 import { isExpired, newPlacement, newServer, readyPlacement } from '../../core/server.js';
-import type { ReleaseResult, ReserveRequest, ReserveResult, StateStore, StoreEvent } from '../store.js';
+import type { ReleaseResult, ReserveRequest, ReserveResult, ServerPatch, StateStore, StoreEvent } from '../store.js';
 import { StoreUnavailableError } from '../store.js';
 import { PoolViews, type PoolView } from '../view.js';
 import { createRedisClient, describeRedis, type RedisClient, type RedisConnectionConfig } from './connection.js';
@@ -158,6 +158,13 @@ export class RedisStore implements StateStore {
 
   setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined> {
     return this.update(pool, id, ['admin', state]);
+  }
+
+  patchServer(pool: string, id: string, patch: ServerPatch): Promise<Server | undefined> {
+    const clean: ServerPatch = {};
+    if (patch.weight !== undefined) clean.weight = patch.weight;
+    if (patch.capacity !== undefined) clean.capacity = patch.capacity;
+    return this.update(pool, id, ['patch', JSON.stringify(clean)]);
   }
 
   recordHealth(pool: string, id: string, epoch: string, health: HealthState): Promise<Server | undefined> {

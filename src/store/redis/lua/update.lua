@@ -1,16 +1,26 @@
 -- ARGV: P, server id, op, op arguments. One change to one server record:
 --   heartbeat <now> <load JSON or "">  |  admin <state>  |  health <epoch> <health JSON>
+--   | patch <{weight?, capacity?} JSON>
+-- JSON arguments are decoded before anything is written.
 local id, op = ARGV[2], ARGV[3]
+local arg
+if (op == 'heartbeat' and ARGV[5] ~= '') or op == 'health' or op == 'patch' then
+  arg = decode(op == 'patch' and ARGV[4] or ARGV[5])
+  if not arg then return redis.error_reply('update ' .. op .. ': the argument is not valid JSON') end
+end
 local s = load_server(id)
 if not s then return { 0 } end
 if op == 'heartbeat' then
   s.lastHeartbeat = tonumber(ARGV[4])
-  if ARGV[5] ~= '' then s.reported = cjson.decode(ARGV[5]) end
+  if arg then s.reported = arg end
 elseif op == 'admin' then
   s.adminState = ARGV[4]
 elseif op == 'health' then
   if s.epoch ~= ARGV[4] then return { 0 } end
-  s.health = cjson.decode(ARGV[5])
+  s.health = arg
+elseif op == 'patch' then
+  if type(arg.weight) == 'number' then s.weight = arg.weight end
+  if type(arg.capacity) == 'number' then s.capacity = arg.capacity end
 else
   return redis.error_reply('unknown update op ' .. tostring(op))
 end
