@@ -49,8 +49,21 @@ export function newPlacement(
 
 /** The placement a successful confirm leaves: ready, with the server's answer, no deadline. */
 export function readyPlacement(pending: Placement, data: Record<string, unknown>): Placement {
-  const ready: Placement = { ...pending, state: 'ready', data };
-  delete ready.deadline;
+  // Built field by field, not `{...pending}` then `delete`: a delete turns the object into a slow
+  // dictionary-mode object, and this runs once per placement.
+  const ready: Placement = {
+    id: pending.id,
+    serverId: pending.serverId,
+    serverEpoch: pending.serverEpoch,
+    units: pending.units,
+    state: 'ready',
+    createdAt: pending.createdAt,
+    attributes: pending.attributes,
+    data,
+  };
+  if (pending.owner !== undefined) ready.owner = pending.owner;
+  if (pending.attempt !== undefined) ready.attempt = pending.attempt;
+  if (pending.notifyUri !== undefined) ready.notifyUri = pending.notifyUri;
   return ready;
 }
 
