@@ -164,6 +164,7 @@ export class RedisStore implements StateStore {
     const clean: ServerPatch = {};
     if (patch.weight !== undefined) clean.weight = patch.weight;
     if (patch.capacity !== undefined) clean.capacity = patch.capacity;
+    if (patch.attributes !== undefined && Object.keys(patch.attributes).length > 0) clean.attributes = patch.attributes;
     return this.update(pool, id, ['patch', JSON.stringify(clean)]);
   }
 
@@ -603,19 +604,18 @@ const MIN_RELOAD_GAP_MS = 100;
 const RANKED_CANDIDATES = 4;
 const MAX_RELOAD_BACKOFF_MS = 5000;
 
-const connectionCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 /** Redis error replies that mean "not now, this node cannot serve": the first word is Redis's error code. */
 const unavailableReplies = new Set(['LOADING', 'READONLY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'BUSY']);
 
 /**
- * Whether a failed command means "Redis is unreachable right now" (answer 503) rather than a bug:
- * by the socket error's code, ioredis's error class, or the Redis error reply's code word.
- * (ioredis reports a closed connection with no code; callers check the client status for that.)
+ * Whether a failed command means "Redis cannot serve right now" (answer 503) rather than a bug
+ * (500), by the error's class: an error reply from Redis (ioredis's ReplyError) is a bug unless its
+ * code word says the node cannot serve now; anything else a command fails with comes from the
+ * connection (socket errors, ioredis's "stream not writeable" while a failover is under way,
+ * MaxRetriesPerRequestError, a closed connection).
  */
 function isConnectionError(err: unknown): boolean {
-  const e = err as { code?: unknown; name?: unknown; message?: unknown };
-  if (typeof e?.code === 'string' && connectionCodes.has(e.code)) return true;
-  if (e?.name === 'MaxRetriesPerRequestError') return true;
-  if (e?.name === 'ReplyError' && typeof e.message === 'string') return unavailableReplies.has(e.message.split(' ', 1)[0]!);
-  return false;
+  const e = err as { name?: unknown; message?: unknown };
+  if (e?.name === 'ReplyError') return typeof e.message === 'string' && unavailableReplies.has(e.message.split(' ', 1)[0]!);
+  return true;
 }
