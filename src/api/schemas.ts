@@ -22,6 +22,21 @@ export const ErrorBody = Type.Object(
 
 export const Message = Type.Object({ message: Type.String() });
 
+/** HAProxy-style agent check (probes/agent-check.ts): where the server's agent answers. */
+export const AgentFields = {
+  agentPort: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      description: "TCP port of the server's HAProxy-style agent (e.g. 9707); polled every probe interval: up/down/fail/stopped, ready/drain/maint, NN% (weight), maxconn:N.",
+    }),
+  ),
+  agentHost: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:\\[\\]_-]+$', description: "Host of the agent (default: serviceUrl's host)." }),
+  ),
+  agentSend: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: "Sent verbatim to the agent on connect (HAProxy's agent-send); include a newline if the agent expects one." })),
+};
+
 export const RegisterBody = Type.Object({
   serverId: Id('Server identity; registering it again replaces the earlier registration.'),
   serviceUrl: HttpUrl('Base URL of the media server API (rooms are created at {serviceUrl}/rooms/{roomId}).'),
@@ -38,6 +53,7 @@ export const RegisterBody = Type.Object({
     }),
   ),
   weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
+  ...AgentFields,
 });
 export type RegisterBody = Static<typeof RegisterBody>;
 

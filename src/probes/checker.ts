@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { healthChanged, nextHealth, type HealthThresholds, type ProbeOutcome } from '../core/health.js';
 import type { LostPlacement, Server } from '../core/model.js';
 import type { StateStore } from '../store/store.js';
+import { AGENT_ATTR, planAgent, type AgentCheckResult, type MaxconnMode } from './agent-check.js';
 
 export interface HealthCheckerOptions {
   store: StateStore;
@@ -18,6 +19,13 @@ export interface HealthCheckerOptions {
   probe: (server: Server) => Promise<ProbeOutcome>;
   onLost: (lost: LostPlacement[]) => void;
   onProbe?: (server: Server, outcome: ProbeOutcome) => void;
+  /**
+   * HAProxy-style agent check (probes/agent-check.ts), asked in the same leased round as `probe`:
+   * its `down` fails the server's probe, `drain`/`maint`/`ready` set the admin state (never one an
+   * operator set), `NN%` the weight, `maxconn:N` the capacity or `attributes.maxconn`.
+   * `query` resolves undefined for servers without an agent.
+   */
+  agent?: { query: (server: Server) => Promise<AgentCheckResult | undefined>; maxconn: MaxconnMode };
   logger?: Logger;
 }
 
@@ -62,7 +70,9 @@ export class HealthChecker {
   /** One probe round; public so tests and tools can run one without waiting. */
   async round(): Promise<void> {
     const { store, pool } = this.o;
-    const servers = store.listServers(pool).filter((s) => s.adminState !== 'maint');
+    // Servers in maint are not probed, except those their agent put there: only the agent is
+    // asked about them, since only its `ready` ends that state.
+    const servers = store.listServers(pool).filter((s) => s.adminState !== 'maint' || (this.o.agent && s.attributes[AGENT_ATTR.admin] === 'maint'));
     if (servers.length === 0 || !store.available()) return;
     // A lease outlives two rounds, so a holder that misses one round keeps it, and a dead
     // holder's servers are taken over within about two intervals.
@@ -77,11 +87,31 @@ export class HealthChecker {
 
   private async check(server: Server): Promise<void> {
     const { store, pool } = this.o;
-    const outcome = await this.o.probe(server);
-    this.o.onProbe?.(server, outcome);
+    const maint = server.adminState === 'maint'; // here only for its agent (see round)
+    // The agent is asked alongside the regular probe; both verdicts are applied below.
+    const [probed, agent] = await Promise.all([maint ? undefined : this.o.probe(server), this.o.agent?.query(server)]);
+    if (probed) this.o.onProbe?.(server, probed);
     // Re-read: the server may have changed (or re-registered) while the probe ran.
-    const current = store.getServer(pool, server.id);
+    let current = store.getServer(pool, server.id);
     if (!current || current.epoch !== server.epoch) return;
+    let outcome = probed;
+    // Down by its agent's word alone: the server answers its probe, so its rooms are not lost.
+    let agentOnly = false;
+    if (this.o.agent) {
+      const plan = planAgent(current, agent, this.o.agent.maxconn);
+      if (plan.patch || plan.admin) {
+        this.o.logger?.info({ pool, server: server.id, agent: agent?.ok ? agent.raw : undefined, patch: plan.patch, adminState: plan.admin }, 'applying agent reply');
+      }
+      if (plan.patch) current = (await store.patchServer(pool, server.id, plan.patch)) ?? current;
+      if (plan.admin) current = (await store.setAdminState(pool, server.id, plan.admin)) ?? current;
+      if (current.epoch !== server.epoch) return;
+      // `up` does not override a failing probe; the agent's `down` fails a passing one.
+      if (outcome?.ok && plan.downError) {
+        outcome = { ok: false, at: outcome.at, error: plan.downError, ...(outcome.latencyMs !== undefined ? { latencyMs: outcome.latencyMs } : {}) };
+        agentOnly = true;
+      }
+    }
+    if (!outcome) return;
     const health = nextHealth(current.health, outcome, this.o.thresholds);
     if (healthChanged(current.health, health)) {
       await store.recordHealth(pool, server.id, server.epoch, health);
@@ -89,7 +119,7 @@ export class HealthChecker {
         this.o.logger?.info({ pool, server: server.id, health: health.status, error: health.lastError }, `server ${health.status}`);
       }
     }
-    if (health.status === 'unhealthy' && outcome.at - health.since >= this.o.lostAfterMs && store.listPlacements(pool, server.id).length > 0) {
+    if (health.status === 'unhealthy' && !agentOnly && outcome.at - health.since >= this.o.lostAfterMs && store.listPlacements(pool, server.id).length > 0) {
       const lost = await store.releaseServerPlacements(pool, server.id, server.epoch, 'server-unhealthy');
       if (lost.length > 0) this.o.onLost(lost);
     }

@@ -64,6 +64,7 @@ export class MemoryStore implements StateStore {
     return this.update(pool, id, (s) => {
       if (patch.weight !== undefined) s.weight = patch.weight;
       if (patch.capacity !== undefined) s.capacity = patch.capacity;
+      if (patch.attributes !== undefined) s.attributes = { ...s.attributes, ...patch.attributes };
     });
   }
 

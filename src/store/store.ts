@@ -90,6 +90,8 @@ export interface StateStore {
 export interface ServerPatch {
   weight?: number;
   capacity?: number;
+  /** Merged into the server's attributes (keys given replace, others stay), e.g. the agent's `maxconn`. */
+  attributes?: Record<string, number | string | boolean>;
 }
 
 export interface ReserveRequest {

@@ -104,6 +104,13 @@ export function pendingContract(name: string, fixture: StoreFixture): void {
       expect(await store.patchServer(POOL, 'a', { capacity: 200 })).toMatchObject({ weight: 37, capacity: 200 });
       expect((await reserve(store, 'r2', 140, Date.now())).outcome).toBe('reserved');
       expect(await store.patchServer(POOL, 'missing', { weight: 1 })).toBeUndefined();
+      // Attributes merge key by key (the agent-check client's maxconn, agentDown, agentAdmin).
+      await store.registerServer(POOL, { ...reg('b', 10), attributes: { workers: 2 } }, Date.now());
+      expect((await store.patchServer(POOL, 'b', { attributes: { maxconn: 30, agentAdmin: 'drain' } }))?.attributes).toEqual({ workers: 2, maxconn: 30, agentAdmin: 'drain' });
+      expect((await store.patchServer(POOL, 'b', { attributes: { agentAdmin: '' } }))?.attributes).toEqual({ workers: 2, maxconn: 30, agentAdmin: '' });
+      expect(peer.getServer(POOL, 'b')?.attributes).toEqual({ workers: 2, maxconn: 30, agentAdmin: '' });
+      await store.registerServer(POOL, reg('c', 10), Date.now());
+      expect((await store.patchServer(POOL, 'c', { attributes: { maxconn: 1 } }))?.attributes).toEqual({ maxconn: 1 });
     });
 
     it('releaseExpired frees what is past its deadline, once, whichever instance asks', async () => {

@@ -35,6 +35,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService; network
     async (req) => {
       // Switchboard calls serviceUrl (rooms, health probes); wsUrl is for clients and not checked.
       await networkPolicy.assertAllowedUrl(req.body.serviceUrl, 'body.serviceUrl');
+      if (req.body.agentHost !== undefined) await networkPolicy.assertAllowedHost(req.body.agentHost, 'body.agentHost');
       await rooms.register(req.body);
       return { message: 'Server registered successfully' };
     },

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { TurnService } from '../../pools/turn/service.js';
 import type { NetworkPolicy } from '../../security/network-policy.js';
 import { bearerCheck } from '../auth.js';
-import { ErrorBody, Id, IdParams, ServerView, serverView, sortById } from '../schemas.js';
+import { AgentFields, ErrorBody, Id, IdParams, ServerView, serverView, sortById } from '../schemas.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 const Host = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_\\[\\]-]+$' });
@@ -102,6 +102,9 @@ export const turnRoutes: FastifyPluginAsyncTypebox<{ turn: TurnService; credenti
           port: Type.Optional(Port),
           tlsPort: Type.Optional(Port),
           region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          // The agent is asked at the probed address (privateAddress, else host).
+          agentPort: AgentFields.agentPort,
+          agentSend: AgentFields.agentSend,
         }),
         response: { 200: ServerView, ...errors },
       },

@@ -6,6 +6,7 @@ import { roomUnits, sfuCapacity } from '../../core/capacity.js';
 import type { LostPlacement, Placement, Server } from '../../core/model.js';
 import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
+import { agentAttributes, AGENT_ATTR } from '../../probes/agent-check.js';
 import type { NetworkPolicy } from '../../security/network-policy.js';
 import { StoreUnavailableError, type StateStore } from '../../store/store.js';
 import type { Notifier } from '../notifier.js';
@@ -28,6 +29,10 @@ export interface RegisterInput {
   wsUrl?: string;
   healthPath?: string;
   weight?: number;
+  /** HAProxy-style agent (probes/agent-check.ts): port, host (default: serviceUrl's), agent-send string. */
+  agentPort?: number;
+  agentHost?: string;
+  agentSend?: string;
 }
 
 export interface CreateRoomInput {
@@ -65,6 +70,8 @@ export class RoomService {
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private closing = false;
+  /** Awaited before a room's answer goes out (e.g. HAProxy mode: until its room map holds it). */
+  private beforeAnswer: (() => Promise<void>) | undefined;
   private readonly now: () => number;
   private readonly media: MediaClient;
   // Metric children bound once: a labelled observe() hashes its labels on every call.
@@ -144,15 +151,16 @@ export class RoomService {
   }
 
   async register(input: RegisterInput): Promise<Server> {
+    const capacity = input.capacity ?? sfuCapacity(input.workers, this.d.config.consumersPerWorker);
     const { server, lost } = await this.d.store.registerServer(
       ROOMS_POOL,
       {
         id: input.serverId,
         kind: 'sfu',
         serviceUrl: input.serviceUrl,
-        capacity: input.capacity ?? sfuCapacity(input.workers, this.d.config.consumersPerWorker),
+        capacity,
         endpoints: input.wsUrl ? { ws: input.wsUrl } : {},
-        attributes: { workers: input.workers },
+        attributes: { workers: input.workers, ...agentAttributes(input, input.weight ?? 100, capacity) },
         initialHealth: 'healthy',
         ...(input.region !== undefined ? { region: input.region } : {}),
         ...(input.labels !== undefined ? { labels: input.labels } : {}),
@@ -186,6 +194,11 @@ export class RoomService {
   }
 
   async setAdminState(serverId: string, state: Server['adminState']): Promise<Server> {
+    // The operator's word from now on: the server's agent may no longer end this state
+    // (its `ready` ends only a drain or maint it set itself; probes/agent-check.ts).
+    if (this.d.store.getServer(ROOMS_POOL, serverId)?.attributes[AGENT_ATTR.admin]) {
+      await this.d.store.patchServer(ROOMS_POOL, serverId, { attributes: { [AGENT_ATTR.admin]: '' } });
+    }
     const server = await this.d.store.setAdminState(ROOMS_POOL, serverId, state);
     if (!server) throw notFound('server', 'id', serverId);
     return server;
@@ -215,7 +228,21 @@ export class RoomService {
    * Places a room, or returns the existing placement of that roomId. Concurrent requests for one
    * roomId on this instance share one creation; on other instances they wait for it.
    */
+  /**
+   * Makes every room answer wait for `barrier` first: a data plane that routes by room (HAProxy
+   * mode) must know where the room is before the client, who connects right after, does.
+   */
+  answerAfter(barrier: () => Promise<void>): void {
+    this.beforeAnswer = barrier;
+  }
+
   createRoom(input: CreateRoomInput): Promise<RoomAnswer> {
+    const answer = this.answer(input);
+    const barrier = this.beforeAnswer;
+    return barrier ? answer.then(async (a) => (await barrier(), a)) : answer;
+  }
+
+  private answer(input: CreateRoomInput): Promise<RoomAnswer> {
     const roomId = input.roomId ?? randomUUID();
     // A room that is ready answers from the view: no store round trip, and joins keep working
     // while Redis is unreachable (seed-000 clients join with the same POST).

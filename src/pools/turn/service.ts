@@ -6,6 +6,7 @@ import type { Server } from '../../core/model.js';
 import { policies } from '../../core/policies/index.js';
 import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
+import { agentAttributes } from '../../probes/agent-check.js';
 import { StunProber } from '../../probes/stun.js';
 import { probeTcp, probeTls } from '../../probes/tcp.js';
 import { NetworkPolicy } from '../../security/network-policy.js';
@@ -28,6 +29,9 @@ export interface TurnRegistration {
   port?: number;
   tlsPort?: number;
   region?: string;
+  /** HAProxy-style agent (probes/agent-check.ts), asked at the probed address. */
+  agentPort?: number;
+  agentSend?: string;
 }
 
 export interface IceServers {
@@ -117,6 +121,7 @@ export class TurnService {
         endpoints: this.endpoints(input),
         capacity: UNBOUNDED,
         initialHealth: 'unknown',
+        attributes: agentAttributes({ agentPort: input.agentPort, agentHost: input.privateAddress ?? input.host, agentSend: input.agentSend }, 100, UNBOUNDED),
         ...(input.region !== undefined ? { region: input.region } : {}),
       },
       this.now(),

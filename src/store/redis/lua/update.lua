@@ -1,6 +1,6 @@
 -- ARGV: P, server id, op, op arguments. One change to one server record:
 --   heartbeat <now> <load JSON or "">  |  admin <state>  |  health <epoch> <health JSON>
---   | patch <{weight?, capacity?} JSON>
+--   | patch <{weight?, capacity?, attributes?} JSON> (attributes merged key by key)
 -- JSON arguments are decoded before anything is written.
 local id, op = ARGV[2], ARGV[3]
 local arg
@@ -21,6 +21,12 @@ elseif op == 'health' then
 elseif op == 'patch' then
   if type(arg.weight) == 'number' then s.weight = arg.weight end
   if type(arg.capacity) == 'number' then s.capacity = arg.capacity end
+  if type(arg.attributes) == 'table' then
+    if type(s.attributes) ~= 'table' then s.attributes = {} end
+    for key, value in pairs(arg.attributes) do
+      if type(key) == 'string' and value ~= cjson.null then s.attributes[key] = value end
+    end
+  end
 else
   return redis.error_reply('unknown update op ' .. tostring(op))
 end
