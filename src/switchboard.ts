@@ -7,10 +7,12 @@ import { turnCredentialTokens } from './api/auth.js';
 import { openWritesWarning } from './security/exposure.js';
 import { redisConnection } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { answerRoomsOnceMapped, startHaproxyMode, type HaproxyMode } from './haproxy/index.js';
 import { createMetrics } from './metrics/registry.js';
 import { Notifier } from './pools/notifier.js';
 import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
 import { TURN_POOL, TurnService } from './pools/turn/service.js';
+import { agentTarget, queryAgent } from './probes/agent-check.js';
 import { HealthChecker } from './probes/checker.js';
 import { joinUrl, probeHttp } from './probes/http.js';
 import { NetworkPolicy } from './security/network-policy.js';
@@ -26,6 +28,8 @@ export interface Switchboard {
   rooms: RoomService;
   turn: TurnService;
   checkers: HealthChecker[];
+  /** HAProxy mode (config.haproxy.enabled): the HAProxy kept in step with the store. */
+  haproxy?: HaproxyMode;
   /** Base URL the API listens on. */
   url: string;
   close(): Promise<void>;
@@ -57,6 +61,10 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   });
   const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger, instanceId, networkPolicy });
   const turn = new TurnService({ store, config: config.turn, metrics, logger, networkPolicy });
+  const askAgent = (server: Parameters<typeof agentTarget>[0]) => {
+    const target = agentTarget(server);
+    return target ? queryAgent(target, config.health.timeoutMs, networkPolicy) : Promise.resolve(undefined);
+  };
   const roomChecker = new HealthChecker({
     store,
     pool: ROOMS_POOL,
@@ -67,6 +75,9 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     concurrency: config.health.concurrency,
     probe: (server) => probeHttp(joinUrl(server.serviceUrl, server.healthPath ?? config.health.path), config.health.timeoutMs, probeAgent),
     onProbe: (_server, outcome) => metrics.probeDuration.observe({ pool: ROOMS_POOL, result: outcome.ok ? 'ok' : 'failed' }, (outcome.latencyMs ?? 0) / 1000),
+    // Servers registered with an agentPort: their HAProxy-style agent, each round. Room capacity
+    // counts consumers, not connections, so `maxconn:N` is kept as attributes.maxconn.
+    agent: { query: askAgent, maxconn: 'attribute' },
     onLost: (lost) => rooms.lost(lost),
     logger,
   });
@@ -80,6 +91,8 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     immediate: true, // TURN servers start unknown: the first probe decides
     concurrency: config.health.concurrency,
     probe: (server) => turn.probe(server),
+    // TURN allocations are connections: an agent's `maxconn:N` is the server's capacity.
+    agent: { query: askAgent, maxconn: 'capacity' },
     onProbe: (_server, outcome) => metrics.probeDuration.observe({ pool: TURN_POOL, result: outcome.ok ? 'ok' : 'failed' }, (outcome.latencyMs ?? 0) / 1000),
     onLost: () => {},
     logger,
@@ -87,10 +100,19 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   const checkers = [roomChecker, turnChecker];
 
   const credentialTokens = turnCredentialTokens(config.auth, config.turn);
+  // HAProxy mode: start (or attach to) HAProxy and keep it in step with the store (src/haproxy/).
+  const haproxy = config.haproxy.enabled
+    ? await startHaproxyMode({ config: config.haproxy, store, logger }).catch(async (err: unknown) => {
+        await store.close();
+        throw err;
+      })
+    : undefined;
+  if (haproxy) answerRoomsOnceMapped(rooms, haproxy);
   const app = await buildApi({ store, rooms, turn, metrics, logger, version, networkPolicy, turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
   try {
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (err) {
+    await haproxy?.close();
     await store.close();
     throw err;
   }
@@ -118,6 +140,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     rooms,
     turn,
     checkers,
+    ...(haproxy ? { haproxy } : {}),
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       (closing ??= (async () => {
@@ -134,6 +157,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
         await rooms.close();
         await notifier.close();
         await probeAgent.close().catch(() => undefined);
+        await haproxy?.close();
         await store.close();
       })()),
   };

@@ -1,7 +1,9 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { createLogger, startSwitchboard, version } from '../switchboard.js';
+import { addHaproxyCommands } from './haproxy.js';
+import { addAgentCommand } from './agent.js';
 
 const program = new Command();
 program.name('switchboard').description('Load balancer for real-time media infrastructure').version(version);
@@ -17,7 +19,8 @@ program
   .description('run the Switchboard service (control-plane API, health checks, placement)')
   .option('-c, --config-file <file>', 'YAML configuration file (environment variables override it)')
   .option('-p, --port <port>', 'API port (overrides APP_PORT)', port)
-  .action(async (opts: { configFile?: string; port?: number }) => {
+  .addOption(new Option('--data-plane <plane>', 'haproxy: drive HAProxy as the data plane (see "HAProxy mode")').choices(['none', 'haproxy']))
+  .action(async (opts: { configFile?: string; port?: number; dataPlane?: string }) => {
     let config;
     try {
       config = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}) });
@@ -29,6 +32,7 @@ program
       throw err;
     }
     if (opts.port !== undefined) config.server.port = opts.port;
+    if (opts.dataPlane !== undefined) config.haproxy.enabled = opts.dataPlane === 'haproxy';
     const logger = createLogger(config);
     let sb;
     try {
@@ -49,5 +53,9 @@ program
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
+
+addAgentCommand(program);
+
+addHaproxyCommands(program);
 
 await program.parseAsync(process.argv);

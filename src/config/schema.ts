@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { policyNames } from '../core/policies/index.js';
+import { HaproxyConfigSchema } from '../haproxy/schema.js';
 
 const HostPort = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false });
 
@@ -170,6 +171,13 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** HAProxy mode: Switchboard drives HAProxy as its data plane (src/haproxy/schema.ts). */
+    haproxy: HaproxyConfigSchema,
+    /**
+     * `switchboard agent`'s section (src/agent/config.ts validates it when the agent starts), so
+     * one file can configure both; `serve` ignores it.
+     */
+    agent: Type.Optional(Type.Unknown()),
   },
   { additionalProperties: false },
 );
