@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { createAgentLogger, startAgent } from '../agent/index.js';
+import { port } from './serve.js';
 
 /**
  * `switchboard agent [name value]...`: the seed's agent-check script and xinetd service in one
@@ -23,11 +24,6 @@ export function parseThresholdPairs(args: string[]): Record<string, number> {
   return out;
 }
 
-const port = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
-  return n;
-};
 const positiveInt = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');

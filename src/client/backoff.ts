@@ -1,4 +1,5 @@
 /** Retry timing for the Switchboard client: pure, so it is tested without a clock. */
+import { RETRYABLE_ERROR_CODES as CODES } from '../retryable.js';
 
 export interface BackoffOptions {
   /** Wait before the first retry (ms). */
@@ -32,25 +33,8 @@ export function parseRetryAfter(header: string | string[] | undefined, now: numb
   return Math.max(0, date - now);
 }
 
-/** Connection error codes worth another attempt (Node's errno codes and undici's). */
-export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'ENETDOWN',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'EHOSTUNREACH',
-  'EPIPE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
+/** Connection error codes worth another attempt (shared with the webhook notifier). */
+export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set(CODES);
 
 /** Statuses worth another attempt: 429 and every 5xx. Other 4xx never are. */
 export function retryableStatus(status: number): boolean {

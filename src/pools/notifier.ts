@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { interceptors, request, type Dispatcher } from 'undici';
+import { RETRYABLE_ERROR_CODES } from '../retryable.js';
 import { NetworkPolicy } from '../security/network-policy.js';
 
 export interface Notification {
@@ -22,24 +23,6 @@ export interface NotifierOptions {
 
 const HEADERS = { 'content-type': 'application/json', 'user-agent': 'switchboard' };
 const RETRY_STATUS = Array.from({ length: 100 }, (_, i) => 500 + i);
-/** Connection errors worth another attempt: undici's defaults plus timeouts and DNS hiccups. */
-const RETRY_ERRORS = [
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'ENETDOWN',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'EHOSTUNREACH',
-  'EPIPE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-];
-
 /**
  * Delivers webhooks (room-lost, ...) to placement owners: POST JSON in the background, retried on
  * 5xx answers and connection errors with exponential backoff (undici's retry interceptor), given
@@ -72,7 +55,7 @@ export class Notifier {
         maxTimeout: backoff * 2 ** Math.max(0, attempts - 2),
         methods: ['POST'],
         statusCodes: RETRY_STATUS,
-        errorCodes: RETRY_ERRORS,
+        errorCodes: [...RETRYABLE_ERROR_CODES],
       }),
     );
     // Each phase of an attempt is bounded by timeoutMs; this bounds a receiver dripping its answer.

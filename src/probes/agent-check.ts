@@ -1,8 +1,9 @@
 import { connect, isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { AdminState, Server } from '../core/model.js';
-import { FORBIDDEN_DESTINATION, type ForbiddenDestinationError, type NetworkPolicy } from '../security/network-policy.js';
+import { FORBIDDEN_DESTINATION, type NetworkPolicy } from '../security/network-policy.js';
 import type { ServerPatch } from '../store/store.js';
+import { errorText } from './tcp.js';
 
 /**
  * The agent-check client: Switchboard polls a media server's HAProxy-style agent (the seed's
@@ -161,7 +162,6 @@ export function agentAttributes(
   };
 }
 
-const errorText = (err: NodeJS.ErrnoException) => (err.code === FORBIDDEN_DESTINATION ? `${err.code}: ${(err as ForbiddenDestinationError).reason}` : (err.code ?? err.message));
 
 /**
  * One agent check: connect (through the SSRF guard), send `agent-send` if any, read until a

@@ -30,7 +30,8 @@ function refused(host: string, policy: NetworkPolicy | undefined): ProbeOutcome 
   return reason ? { ok: false, at: Date.now(), latencyMs: 0, error: `${FORBIDDEN_DESTINATION}: ${reason}` } : undefined;
 }
 
-const errorText = (err: NodeJS.ErrnoException) => (err.code === FORBIDDEN_DESTINATION ? `${err.code}: ${(err as ForbiddenDestinationError).reason}` : (err.code ?? err.message));
+/** A socket error as a probe's lastError: the code (and why, for a refused destination). */
+export const errorText = (err: NodeJS.ErrnoException): string => (err.code === FORBIDDEN_DESTINATION ? `${err.code}: ${(err as ForbiddenDestinationError).reason}` : (err.code ?? err.message));
 
 /**
  * TCP connect within the timeout: what the coturn balancer's health check does. With a network
