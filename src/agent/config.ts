@@ -141,6 +141,8 @@ export function loadAgentConfig(options: { file?: string; overrides?: Tree; cliT
   const section = doc.agent ?? {};
   if (!isTree(section)) throw new ConfigError([`agent (${where}): must be a mapping`]);
   const tree = mergeTree(section, options.overrides ?? {});
+  // Value.Default fills `tree` in place: note whether a timeout was given first.
+  const timeoutSet = tree.timeoutMs !== undefined;
   const value = Value.Convert(AgentConfigSchema, Value.Default(AgentConfigSchema, tree));
   const problems = [...Value.Errors(AgentConfigSchema, value)]
     .filter((e) => e.keyword !== 'additionalProperties')
@@ -153,6 +155,9 @@ export function loadAgentConfig(options: { file?: string; overrides?: Tree; cliT
     });
   if (problems.length > 0) throw new ConfigError(problems);
   const config = value as AgentConfig;
+  // An unset timeout follows a short interval down (as serve's health.timeoutMs does): giving
+  // only `--interval 200` must not be refused for the default 1500 ms timeout.
+  if (!timeoutSet && typeof config.intervalMs === 'number') config.timeoutMs = Math.min(config.timeoutMs, Math.max(10, Math.floor(config.intervalMs / 2)));
   for (const p of cidrProblems(config.peers ?? [])) problems.push(`agent.peers (${where}): ${p} (write addresses like 127.0.0.1 or networks like 10.0.0.0/8)`);
   const known = new Set(knownMetrics(config.sources));
   const fromCli = new Set(options.cliThresholds ?? []);
