@@ -13,6 +13,11 @@ export interface ProbeOutcome {
   at: number;
   latencyMs?: number;
   error?: string;
+  /**
+   * The failure is the server's agent saying `down` while the probe itself passed: it counts
+   * towards health, but the probe is not failing (see HealthState.probeFailingSince).
+   */
+  byAgent?: boolean;
 }
 
 export function initialHealth(status: 'healthy' | 'unknown', now: number): HealthState {
@@ -45,7 +50,18 @@ export function nextHealth(state: HealthState, outcome: ProbeOutcome, t: HealthT
   };
   if (outcome.latencyMs !== undefined) next.lastLatencyMs = outcome.latencyMs;
   if (!outcome.ok && outcome.error) next.lastError = outcome.error;
+  if (!outcome.ok && !outcome.byAgent) next.probeFailingSince = state.probeFailingSince ?? outcome.at;
   return next;
+}
+
+/**
+ * Since when a server has been unreachable by its own probe and unhealthy, for releasing its
+ * placements after a grace period; undefined while it is healthy or only its agent says `down`
+ * (an overloaded server keeps its rooms, as HAProxy keeps a server's sessions).
+ */
+export function downSince(state: HealthState): number | undefined {
+  if (state.status !== 'unhealthy' || state.probeFailingSince === undefined) return undefined;
+  return Math.max(state.since, state.probeFailingSince);
 }
 
 /**
@@ -53,5 +69,5 @@ export function nextHealth(state: HealthState, outcome: ProbeOutcome, t: HealthT
  * time of the check alone are not written back, so a steady healthy pool costs no store writes.
  */
 export function healthChanged(a: HealthState, b: HealthState): boolean {
-  return a.status !== b.status || a.successes !== b.successes || a.failures !== b.failures;
+  return a.status !== b.status || a.successes !== b.successes || a.failures !== b.failures || a.probeFailingSince !== b.probeFailingSince;
 }

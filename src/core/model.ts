@@ -25,6 +25,8 @@ export interface HealthState {
   lastError?: string;
   /** Latency of the last probe in ms. */
   lastLatencyMs?: number;
+  /** When the probe itself (not the server's agent) started failing, while it keeps failing. */
+  probeFailingSince?: number;
 }
 
 /** Load a server reports about itself (heartbeat or agent); units are pool-specific. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { healthChanged, nextHealth, type HealthThresholds, type ProbeOutcome } from '../core/health.js';
+import { downSince, healthChanged, nextHealth, type HealthThresholds, type ProbeOutcome } from '../core/health.js';
 import type { LostPlacement, Server } from '../core/model.js';
 import type { StateStore } from '../store/store.js';
 import { AGENT_ATTR, planAgent, type AgentCheckResult, type MaxconnMode } from './agent-check.js';
@@ -95,8 +95,6 @@ export class HealthChecker {
     let current = store.getServer(pool, server.id);
     if (!current || current.epoch !== server.epoch) return;
     let outcome = probed;
-    // Down by its agent's word alone: the server answers its probe, so its rooms are not lost.
-    let agentOnly = false;
     if (this.o.agent) {
       const plan = planAgent(current, agent, this.o.agent.maxconn);
       if (plan.patch || plan.admin) {
@@ -107,8 +105,7 @@ export class HealthChecker {
       if (current.epoch !== server.epoch) return;
       // `up` does not override a failing probe; the agent's `down` fails a passing one.
       if (outcome?.ok && plan.downError) {
-        outcome = { ok: false, at: outcome.at, error: plan.downError, ...(outcome.latencyMs !== undefined ? { latencyMs: outcome.latencyMs } : {}) };
-        agentOnly = true;
+        outcome = { ok: false, at: outcome.at, error: plan.downError, byAgent: true, ...(outcome.latencyMs !== undefined ? { latencyMs: outcome.latencyMs } : {}) };
       }
     }
     if (!outcome) return;
@@ -119,7 +116,9 @@ export class HealthChecker {
         this.o.logger?.info({ pool, server: server.id, health: health.status, error: health.lastError }, `server ${health.status}`);
       }
     }
-    if (health.status === 'unhealthy' && !agentOnly && outcome.at - health.since >= this.o.lostAfterMs && store.listPlacements(pool, server.id).length > 0) {
+    // Down by its agent's word alone, the server still answers its probe: its rooms are not lost.
+    const down = downSince(health);
+    if (down !== undefined && outcome.at - down >= this.o.lostAfterMs && store.listPlacements(pool, server.id).length > 0) {
       const lost = await store.releaseServerPlacements(pool, server.id, server.epoch, 'server-unhealthy');
       if (lost.length > 0) this.o.onLost(lost);
     }

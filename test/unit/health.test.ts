@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { healthChanged, initialHealth, nextHealth, type HealthThresholds } from '../../src/core/health.js';
+import { downSince, healthChanged, initialHealth, nextHealth, type HealthThresholds, type ProbeOutcome } from '../../src/core/health.js';
 import type { HealthState } from '../../src/core/model.js';
 
 const ok = (at: number) => ({ ok: true, at, latencyMs: 1 });
@@ -61,5 +61,39 @@ describe('health state machine', () => {
         });
       }),
     );
+  });
+});
+
+describe('downSince: when a server counts as down for releasing its placements', () => {
+  const t = { successThreshold: 1, failureThreshold: 2 };
+  const fail = (at: number, byAgent = false): ProbeOutcome => ({ ok: false, at, error: 'x', ...(byAgent ? { byAgent } : {}) });
+
+  it('is when the server turned unhealthy after its probe kept failing', () => {
+    let h = initialHealth('healthy', 0);
+    h = nextHealth(h, fail(10), t);
+    expect(downSince(h)).toBeUndefined(); // still healthy after one failure
+    h = nextHealth(h, fail(20), t);
+    expect(h.status).toBe('unhealthy');
+    expect(h.probeFailingSince).toBe(10);
+    expect(downSince(h)).toBe(20);
+    h = nextHealth(h, { ok: true, at: 30 }, t);
+    expect(downSince(h)).toBeUndefined();
+    expect(h.probeFailingSince).toBeUndefined();
+  });
+
+  it('an agent saying down makes the server unhealthy but not down; a later probe failure counts from itself', () => {
+    let h = initialHealth('healthy', 0);
+    h = nextHealth(h, fail(10, true), t);
+    h = nextHealth(h, fail(20, true), t);
+    expect(h.status).toBe('unhealthy');
+    expect(downSince(h)).toBeUndefined();
+    h = nextHealth(h, fail(1_000_000, true), t);
+    expect(downSince(h)).toBeUndefined();
+    // Long after, the probe itself fails once: down since then, not since the agent's word.
+    const before = h;
+    h = nextHealth(h, fail(2_000_000), t);
+    expect(downSince(h)).toBe(2_000_000);
+    // The counters are capped and unchanged, but this must still be written back.
+    expect(healthChanged(before, h)).toBe(true);
   });
 });
