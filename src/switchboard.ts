@@ -102,7 +102,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   const credentialTokens = turnCredentialTokens(config.auth, config.turn);
   // HAProxy mode: start (or attach to) HAProxy and keep it in step with the store (src/haproxy/).
   const haproxy = config.haproxy.enabled
-    ? await startHaproxyMode({ config: config.haproxy, store, logger }).catch(async (err: unknown) => {
+    ? await startHaproxyMode({ config: config.haproxy, store, logger, networkPolicy }).catch(async (err: unknown) => {
         await store.close();
         throw err;
       })

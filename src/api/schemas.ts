@@ -34,7 +34,11 @@ export const AgentFields = {
   agentHost: Type.Optional(
     Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:\\[\\]_-]+$', description: "Host of the agent (default: serviceUrl's host)." }),
   ),
-  agentSend: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: "Sent verbatim to the agent on connect (HAProxy's agent-send); include a newline if the agent expects one." })),
+  // Printable ASCII on one line: with CR/LF allowed, a registration could make every probe round
+  // send a command to any line-protocol service in reach (Redis, memcached, SMTP).
+  agentSend: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\x20-\\x7e]+$', description: "Sent to the agent on connect (HAProxy's agent-send): printable ASCII, one line, at most 64 characters." }),
+  ),
 };
 
 export const RegisterBody = Type.Object({

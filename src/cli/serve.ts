@@ -44,7 +44,13 @@ export async function serveUntilSignalled(config: Config): Promise<void> {
     logger.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), config.server.shutdownTimeoutMs);
     force.unref();
-    void sb.close().then(() => process.exit(0));
+    sb.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

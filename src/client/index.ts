@@ -62,6 +62,20 @@ export interface CallOptions {
   retries?: number;
   /** Aborts the call, retries and waits included. */
   signal?: AbortSignal;
+  /**
+   * Whether repeating the call after an unclear failure is harmless. Default true, but false for
+   * register and roomClosed: a register retried after its answer was lost replaces the
+   * registration again (releasing rooms placed meanwhile), and a room-closed retried after the
+   * room id was placed again would close the new room. Those are retried only when Switchboard
+   * certainly did not act (connection refused, name not resolved, 429, 503 store_unavailable).
+   */
+  idempotent?: boolean;
+}
+
+/** Failures after which Switchboard certainly did not act on the request. */
+function notActedOn(error: SwitchboardError): boolean {
+  if (error.kind === 'network') return ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'].includes(error.code);
+  return error.status === 429 || (error.status === 503 && error.code === 'store_unavailable');
 }
 
 type Method = 'GET' | 'POST' | 'DELETE';
@@ -146,7 +160,7 @@ export class SwitchboardClient<P extends Pool = 'rooms'> {
    */
   register(registration: Registration<P>, options?: CallOptions): Promise<RegisterResult<P>> {
     const path = this.pool === 'turn' ? '/turn/register' : '/register';
-    return this.request<RegisterResult<P>>('POST', path, { ...registration, serverId: this.serverId }, options);
+    return this.request<RegisterResult<P>>('POST', path, { ...registration, serverId: this.serverId }, { idempotent: false, ...options });
   }
 
   /**
@@ -179,7 +193,7 @@ export class SwitchboardClient<P extends Pool = 'rooms'> {
   /** A room on this server closed (rooms pool, seed 000's `POST /room-closed`): its consumers are freed. */
   roomClosed(this: SwitchboardClient<'rooms'>, roomId: string, options?: CallOptions): Promise<Message> {
     this.roomsOnly('roomClosed');
-    return this.request<Message>('POST', '/room-closed', { serverId: this.serverId, roomId }, options);
+    return this.request<Message>('POST', '/room-closed', { serverId: this.serverId, roomId }, { idempotent: false, ...options });
   }
 
   /** This server as Switchboard sees it; undefined when it is not registered. */
@@ -212,6 +226,7 @@ export class SwitchboardClient<P extends Pool = 'rooms'> {
       if (failure.ok) return failure.value;
       const { error, retryAfterMs } = failure;
       if (!failure.retryable || attempt > retries) throw error;
+      if (options.idempotent === false && !notActedOn(error)) throw error;
       const delayMs = retryAfterMs !== undefined ? Math.min(retryAfterMs, this.maxRetryAfterMs) : backoffDelay(attempt - 1, this.backoff);
       this.onRetry?.({ method, path: fullPath, attempt, delayMs, error });
       try {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { RoomService } from '../pools/rooms/service.js';
+import type { NetworkPolicy } from '../security/network-policy.js';
 import type { StateStore } from '../store/store.js';
 import { defaultPaths, renderHaproxyConfig } from './config.js';
 import { HaproxyProcess } from './process.js';
@@ -19,7 +20,7 @@ export interface HaproxyMode {
 /** The pool whose servers fill the media backend (WebSockets to SFUs). */
 export const HAPROXY_POOL = 'rooms';
 
-export async function startHaproxyMode(opts: { config: HaproxyConfig; store: StateStore; logger: Logger }): Promise<HaproxyMode> {
+export async function startHaproxyMode(opts: { config: HaproxyConfig; store: StateStore; logger: Logger; networkPolicy?: NetworkPolicy }): Promise<HaproxyMode> {
   const { config, store } = opts;
   const logger = opts.logger.child({ component: 'haproxy' });
   const paths = defaultPaths(config);
@@ -32,6 +33,7 @@ export async function startHaproxyMode(opts: { config: HaproxyConfig; store: Sta
     pool: HAPROXY_POOL,
     config,
     logger,
+    ...(opts.networkPolicy ? { networkPolicy: opts.networkPolicy } : {}),
     ...(config.attach ? (config.attach.mapFile ? { mapFile: config.attach.mapFile } : {}) : { mapFile: paths.mapFile }),
   });
   if (!config.attach) {

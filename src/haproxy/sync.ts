@@ -8,6 +8,7 @@ import type { StateStore, StoreEvent } from '../store/store.js';
 import { MEDIA_BACKEND, ROOM_MAP_NAME, SLOT_PREFIX } from './config.js';
 import { isErrorOutput, type RuntimeApi, type ServerState } from './runtime.js';
 import type { HaproxyConfig } from './schema.js';
+import { NetworkPolicy } from '../security/network-policy.js';
 
 export type SlotState = 'ready' | 'drain' | 'maint';
 
@@ -43,6 +44,8 @@ export function serverTarget(server: Server, from: 'ws' | 'service'): { host: st
   return undefined;
 }
 
+const DEFAULT_POLICY = new NetworkPolicy();
+
 /** Room ids HAProxy's map and CLI can carry (the API's id pattern already guarantees it). */
 const MAP_KEY = /^[A-Za-z0-9._~:@-]+$/;
 
@@ -54,6 +57,11 @@ export interface SyncOptions {
   /** The room map file as HAProxy knows it; undefined: found by name through `show map`. */
   mapFile?: string;
   logger: Logger;
+  /**
+   * The SSRF guard: HAProxy is handed only addresses it allows (a `wsUrl` naming a metadata
+   * address, or a name that resolves to one, gets no slot). Default: the default policy.
+   */
+  networkPolicy?: NetworkPolicy;
 }
 
 export interface ReconcileResult {
@@ -317,7 +325,13 @@ export class HaproxySync {
         addr = await lookup(t.host).then((r) => r.address, () => undefined);
         resolved.set(t.host, addr);
       }
-      if (addr) targets.set(s.id, { addr, port: t.port });
+      if (!addr) continue;
+      const refused = (this.o.networkPolicy ?? DEFAULT_POLICY).refusal(addr);
+      if (refused) {
+        this.o.logger.warn({ server: s.id, address: addr, reason: refused }, 'haproxy: not handing HAProxy a refused destination; the server gets no slot');
+        continue;
+      }
+      targets.set(s.id, { addr, port: t.port });
     }
 
     // Slots: keep assignments; a server seen for the first time takes the slot already pointing at

@@ -25,6 +25,7 @@ import { AppError } from '../errors.js';
 export const REFUSED_NETWORKS: readonly string[] = [
   '0.0.0.0/8', // "this network"; 0.0.0.0 reaches the local host on Linux
   '169.254.0.0/16', // IPv4 link-local, cloud metadata (169.254.169.254)
+  '100.100.100.200/32', // Alibaba Cloud metadata
   '224.0.0.0/4', // multicast
   '240.0.0.0/4', // reserved, broadcast
   '::/128', // unspecified
@@ -138,6 +139,10 @@ export class NetworkPolicy {
     if (v === 0) return 'not an IP address';
     const family: Family = v === 4 ? 'ipv4' : 'ipv6';
     if (this.refused.check(address, family)) return 'link-local, metadata, multicast or reserved address';
+    // An IPv4 address carried inside an IPv6 one (IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::/96,
+    // 6to4 2002::/16) reaches that IPv4 address: it is judged as that address too.
+    const embedded = family === 'ipv6' ? embeddedIpv4(address) : undefined;
+    if (embedded && this.refused.check(embedded, 'ipv4')) return 'link-local, metadata, multicast or reserved address (embedded in IPv6)';
     if (this.allowed && !this.allowed.check(address, family)) return 'outside security.allowedNetworks';
     return undefined;
   }
@@ -277,4 +282,38 @@ function forbidden(field: string, host: string, address: string, reason: string)
 /** Whether an error is a refusal by the policy (by code, never by message). */
 export function isForbiddenDestination(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === FORBIDDEN_DESTINATION;
+}
+
+/** Expands an IPv6 address to its eight 16-bit groups, or undefined. */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.toLowerCase();
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  // A dotted IPv4 tail (::ffff:1.2.3.4, ::1.2.3.4) becomes two groups.
+  const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted) {
+    const o = dotted[2]!.split('.').map(Number);
+    text = `${dotted[1]}${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  const groups = [...head, ...Array<string>(Math.max(0, fill)).fill('0'), ...tail].map((g) => parseInt(g, 16));
+  return groups.length === 8 && groups.every((g) => g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
+/** The IPv4 address an IPv6 one carries (IPv4-compatible, NAT64 well-known prefix, 6to4), if any. */
+export function embeddedIpv4(address: string): string | undefined {
+  const g = ipv6Groups(address);
+  if (!g) return undefined;
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  // ::a.b.c.d (deprecated IPv4-compatible; not :: or ::1)
+  if (g.slice(0, 6).every((x) => x === 0) && (g[6] !== 0 || g[7]! > 1)) return v4(g[6]!, g[7]!);
+  // 64:ff9b::a.b.c.d (NAT64 well-known prefix, RFC 6052)
+  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return v4(g[6]!, g[7]!);
+  // 2002:AABB:CCDD::/48 (6to4, RFC 3056)
+  if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
+  return undefined;
 }

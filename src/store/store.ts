@@ -61,7 +61,7 @@ export interface StateStore {
    * Marks a pending placement ready with the server's answer; undefined if it is gone, moved, or
    * (with `attempt`) was reclaimed and reserved again since.
    */
-  confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string): Promise<Placement | undefined>;
+  confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string, pending?: Placement): Promise<Placement | undefined>;
   /**
    * Releases a placement and frees its units; with `serverId`, only if it is on that server; with
    * `attempt`, only if it is still that reservation (else `not-found`).

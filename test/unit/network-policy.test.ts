@@ -10,7 +10,7 @@ import { AppError } from '../../src/errors.js';
 import { probeHttp } from '../../src/probes/http.js';
 import { StunProber } from '../../src/probes/stun.js';
 import { probeTcp, probeTls } from '../../src/probes/tcp.js';
-import { cidrProblems, FORBIDDEN_DESTINATION, NetworkPolicy, parseCidr, type Resolver } from '../../src/security/network-policy.js';
+import { cidrProblems, embeddedIpv4, FORBIDDEN_DESTINATION, NetworkPolicy, parseCidr, type Resolver } from '../../src/security/network-policy.js';
 
 /** A resolver answering from a table (names not in it: ENOTFOUND), counting lookups. */
 function fakeResolver(table: Record<string, string[] | (() => string[])>): Resolver & { calls: number } {
@@ -232,5 +232,19 @@ describe('NetworkPolicy: at connect time', () => {
     } finally {
       stun.close();
     }
+  });
+});
+
+describe('IPv4 addresses embedded in IPv6', () => {
+  const policy = new NetworkPolicy();
+  it('are judged as the IPv4 address they carry', () => {
+    for (const a of ['::a9fe:a9fe', '::169.254.169.254', '64:ff9b::a9fe:a9fe', '64:ff9b::169.254.169.254', '2002:a9fe:a9fe::1', '::ffff:a9fe:a9fe', '100.100.100.200']) {
+      expect(policy.refusal(a), a).toBeDefined();
+    }
+    for (const a of ['::1', '64:ff9b::a00:1', '2002:a00:1::1', '2001:db8::1', '10.1.2.3']) expect(policy.refusal(a), a).toBeUndefined();
+    expect(embeddedIpv4('64:ff9b::a9fe:a9fe')).toBe('169.254.169.254');
+    expect(embeddedIpv4('2002:a9fe:a9fe::')).toBe('169.254.169.254');
+    expect(embeddedIpv4('::')).toBeUndefined();
+    expect(embeddedIpv4('fe80::1')).toBeUndefined();
   });
 });

@@ -70,6 +70,8 @@ export class RoomService {
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private closing = false;
+  /** Requests waiting for another instance's placement: shutdown answers them. */
+  private readonly waiting = new Set<(err: Error) => void>();
   /** Awaited before a room's answer goes out (e.g. HAProxy mode: until its room map holds it). */
   private beforeAnswer: (() => Promise<void>) | undefined;
   private readonly now: () => number;
@@ -139,7 +141,10 @@ export class RoomService {
     clearInterval(this.sweeper);
     await this.sweeping;
     if (this.inflight.size === 0) return;
-    const timer = setTimeout(() => this.media.cancelAll(new ShuttingDown('Switchboard is shutting down')), graceMs);
+    const timer = setTimeout(() => {
+      this.media.cancelAll(new ShuttingDown('Switchboard is shutting down'));
+      for (const cancel of [...this.waiting]) cancel(shuttingDown());
+    }, graceMs);
     await Promise.allSettled([...this.inflight.values()]);
     clearTimeout(timer);
   }
@@ -316,6 +321,7 @@ export class RoomService {
     const maxPeerCount = input.maxPeerCount ?? config.defaultMaxPeerCount;
     const units = roomUnits(maxPeerCount, config.consumersPerPeerPair);
     const deadline = this.now() + config.createTimeoutMs * (config.maxAttempts + 1);
+    let existingRounds = 0;
     const exclude: string[] = [];
     const failures: { serverId: string; error: string }[] = [];
     while (failures.length < config.maxAttempts) {
@@ -338,7 +344,13 @@ export class RoomService {
           this.existing.inc();
           return answer;
         }
-        continue; // its creation failed (or its owner died) meanwhile: try to place it ourselves
+        // Its creation failed (or its owner died) meanwhile: try to place it ourselves — after a
+        // short pause when this repeats, so a view that lags cannot spin this loop against Redis.
+        if (++existingRounds > 1) {
+          if (this.now() >= deadline) throw new AppError(504, 'placement_timeout', `room "${roomId}" is still being created by another instance; try again`);
+          await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** Math.min(existingRounds, 5))));
+        }
+        continue;
       }
       if (result.outcome === 'no-capacity') {
         this.d.metrics.placementFailures.inc({ pool: ROOMS_POOL, reason: 'no_capacity' });
@@ -354,7 +366,7 @@ export class RoomService {
         if (!server) throw new Error('server deregistered during placement');
         const body = { maxPeerCount, ...(input.eventNotificationUri ? { eventNotificationUri: input.eventNotificationUri } : {}) };
         const answer = await this.media.createRoom(server.serviceUrl, roomId, body);
-        if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer, placement.attempt))) throw new Error('server left the pool while the room was created');
+        if (!(await store.confirm(ROOMS_POOL, roomId, placement.serverId, answer, placement.attempt, placement))) throw new Error('server left the pool while the room was created');
         this.created.inc();
         return answer;
       } catch (err) {
@@ -385,22 +397,35 @@ export class RoomService {
     // Past the placement's own deadline its owner is presumed gone: stop waiting and reclaim it.
     const reclaimAt = placement.deadline !== undefined ? placement.deadline + 1 : Infinity;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        unsubscribe();
-        if (reclaimAt <= deadline) resolve(undefined);
-        else reject(new AppError(504, 'placement_timeout', `room "${placement.id}" is still being created by another instance; try again`));
-      }, Math.max(0, Math.min(deadline, reclaimAt) - this.now()));
-      const check = () => {
-        const current = this.d.store.getPlacement(ROOMS_POOL, placement.id);
-        if (current && !(current.state === 'ready' && current.data)) return;
+      const done = (fn: () => void) => {
         clearTimeout(timer);
         unsubscribe();
-        resolve(current?.data);
+        this.waiting.delete(cancel);
+        fn();
+      };
+      const cancel = (err: Error) => done(() => reject(err));
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            reclaimAt <= deadline ? resolve(undefined) : reject(new AppError(504, 'placement_timeout', `room "${placement.id}" is still being created by another instance; try again`)),
+          ),
+        Math.max(0, Math.min(deadline, reclaimAt) - this.now()),
+      );
+      // `gone`: this reservation was seen removed (or the view reloaded without it). A placement
+      // merely missing from this instance's view (its reserve event not here yet) is waited for.
+      const check = (gone: boolean) => {
+        const current = this.d.store.getPlacement(ROOMS_POOL, placement.id);
+        if (current?.state === 'ready' && current.data) return done(() => resolve(current.data));
+        if (current && current.attempt !== placement.attempt) return done(() => resolve(undefined)); // replaced
+        if (!current && gone) done(() => resolve(undefined));
       };
       const unsubscribe = this.d.store.subscribe((e) => {
-        if (e.type === 'resync' || ((e.type === 'placement' || e.type === 'placement-removed') && e.placement.id === placement.id)) check();
+        if (e.type === 'resync') check(true);
+        else if ((e.type === 'placement' || e.type === 'placement-removed') && e.placement.id === placement.id) check(e.type === 'placement-removed');
       });
-      check();
+      this.waiting.add(cancel);
+      check(false);
     });
   }
+
 }

@@ -215,8 +215,10 @@ export class RedisStore implements StateStore {
     return reply[3] ? { outcome: 'reserved', placement, reclaimed: JSON.parse(reply[3]) as Placement } : { outcome: 'reserved', placement };
   }
 
-  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string): Promise<Placement | undefined> {
-    const current = this.view(pool).placements.get(placementId);
+  async confirm(pool: string, placementId: string, serverId: string, data: Record<string, unknown>, attempt?: string, pending?: Placement): Promise<Placement | undefined> {
+    // The reservation as reserve() returned it, when the caller has it: the view may not hold it
+    // (yet, or after a reload that failed).
+    const current = pending && pending.id === placementId ? pending : this.view(pool).placements.get(placementId);
     if (!current || current.serverId !== serverId || (attempt !== undefined && current.attempt !== attempt)) return undefined;
     const ready = readyPlacement(current, data);
     const [seq] = (await this.run('confirm', pool, [placementId, serverId, JSON.stringify(ready), attempt ?? ''])) as [number, string?];
@@ -490,6 +492,9 @@ export class RedisStore implements StateStore {
       }
       this.wake(s, true);
       const pending = s.pending.splice(0);
+      // A failed reload is retried (after the backoff) whether or not anything asks again: an
+      // instance must not stay on a stale view because no event or write happened to follow.
+      if (fresh === undefined && !this.closing) void this.resync(pool);
       // After a failed reload the events that arrived meanwhile are dropped: the next reload's
       // snapshot holds their effect, and keeping them risks applying them to data they do not
       // belong to (Redis may have restarted meanwhile). The same after a change of data set: an
