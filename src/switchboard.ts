@@ -131,7 +131,11 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
-  logger.info({ port, store: store.kind, instanceId, version }, `Switchboard listening on http://${host}:${port} (Swagger UI at /API)`);
+  const bound = host === config.server.host ? '' : ` on all interfaces (${config.server.host})`;
+  logger.info({ port, host: config.server.host, store: store.kind, instanceId, version }, `Switchboard listening on http://${host}:${port}${bound} (Swagger UI at /API)`);
+  if (config.turn.secret === undefined && turn.listServers().length > 0) {
+    logger.warn('TURN servers are configured but turn.secret (TURN_SECRET) is not: /turn/ice-servers hands out no credentials (fine for coturn without authentication only)');
+  }
 
   let closing: Promise<void> | undefined;
   return {

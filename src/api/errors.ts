@@ -25,11 +25,21 @@ function fieldOf(context: string | undefined, issue: ValidationIssue): string {
  * the field; a store outage is a 503; anything unexpected is logged and answered 500 without
  * internals.
  */
+/** What a refused pattern means, for fields whose pattern says little to a reader. */
+const patternReasons: Record<string, string> = {
+  'body.healthPath': 'must be a path: starting with one /, no ?, #, \\, whitespace or .. segments',
+  'body.agentSend': 'must be one line of printable ASCII',
+  'body.serverId': 'must be 1-128 of A-Z a-z 0-9 . _ ~ : @ -',
+  'body.roomId': 'must be 1-128 of A-Z a-z 0-9 . _ ~ : @ -',
+  'params.roomId': 'must be 1-128 of A-Z a-z 0-9 . _ ~ : @ -',
+  'params.id': 'must be 1-128 of A-Z a-z 0-9 . _ ~ : @ -',
+};
+
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error.validation && error.validation.length > 0) {
     const issue = error.validation[0] as ValidationIssue;
     const field = fieldOf(error.validationContext, issue);
-    const reason = issue.keyword === 'required' ? 'is required' : (issue.message ?? 'is invalid');
+    const reason = issue.keyword === 'required' ? 'is required' : issue.keyword === 'pattern' ? (patternReasons[field] ?? issue.message ?? 'is invalid') : (issue.message ?? 'is invalid');
     return reply.code(400).send({ error: 'bad_request', message: `${field} ${reason}`, field, reason });
   }
   if (error instanceof AppError) {
