@@ -4,13 +4,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
-import type { RoomService } from '../pools/rooms/service.js';
-import type { TurnService } from '../pools/turn/service.js';
+import { ROOMS_POOL, type RoomService } from '../pools/rooms/service.js';
+import { TURN_POOL, type TurnService } from '../pools/turn/service.js';
 import { NetworkPolicy } from '../security/network-policy.js';
 import type { StateStore } from '../store/store.js';
 import { bearerAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { illFormedPath } from './well-formed.js';
+import { eventRoutes, type EventsTuning } from './routes/events.js';
+import { poolRoutes } from './routes/pools.js';
 import { roomRoutes } from './routes/rooms.js';
 import { serverRoutes } from './routes/servers.js';
 import { systemRoutes } from './routes/system.js';
@@ -28,7 +30,12 @@ export interface ApiDeps {
   /** Where registered serviceUrls, webhooks and TURN addresses may point (security.allowedNetworks). */
   networkPolicy?: NetworkPolicy;
   version: string;
+  /** `GET /events` tuning (heartbeat, client cap, ...); defaults otherwise. */
+  events?: Partial<EventsTuning>;
 }
+
+/** The pools the dashboard routes show (`GET /pools`, `GET /events`), in display order. */
+export const DASHBOARD_POOLS: readonly string[] = [ROOMS_POOL, TURN_POOL];
 
 /** The control-plane HTTP API: thin routes over the pools, OpenAPI from the route schemas. */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -68,5 +75,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(serverRoutes, { rooms: deps.rooms });
   await app.register(turnRoutes, { turn: deps.turn, credentialTokens: deps.turnCredentialTokens, networkPolicy });
   await app.register(systemRoutes, { store: deps.store, metrics: deps.metrics, version: deps.version });
+  await app.register(poolRoutes, { store: deps.store, pools: DASHBOARD_POOLS });
+  await app.register(eventRoutes, { store: deps.store, pools: DASHBOARD_POOLS, tuning: deps.events });
   return app as unknown as FastifyInstance;
 }

@@ -3,6 +3,7 @@ import { version } from '../switchboard.js';
 import { addAgentCommand } from './agent.js';
 import { addHaproxyCommands } from './haproxy.js';
 import { loadConfigOrExit, port, serveUntilSignalled } from './serve.js';
+import { addStatusCommand } from './status.js';
 
 const program = new Command();
 program.name('switchboard').description('Load balancer for real-time media infrastructure').version(version);
@@ -22,5 +23,6 @@ program
 
 addAgentCommand(program);
 addHaproxyCommands(program);
+addStatusCommand(program);
 
 await program.parseAsync(process.argv);
