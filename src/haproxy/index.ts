@@ -58,5 +58,5 @@ export async function startHaproxyMode(opts: { config: HaproxyConfig; store: Sta
 
 /** Makes room answers wait until HAProxy's room map holds the room (clients connect right after). */
 export function answerRoomsOnceMapped(rooms: RoomService, mode: HaproxyMode): void {
-  rooms.answerAfter(() => mode.sync.flushRooms());
+  rooms.answerAfter((roomId) => mode.sync.waitMapped(roomId));
 }

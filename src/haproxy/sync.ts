@@ -186,8 +186,34 @@ export class HaproxySync {
   }
 
   /**
-   * Resolves once the room map updates queued so far are written (or after `timeoutMs`): what a
-   * room's answer waits for in HAProxy mode, so the client's WebSocket finds the room mapped.
+   * Resolves once HAProxy's room map sends `roomId` to its server's slot (or after `timeoutMs`,
+   * logged): what a room's answer waits for in HAProxy mode, so the client's WebSocket, sent right
+   * after, reaches the room's server. Covers a room whose server has no slot yet (a full pass is
+   * asked for) and a map write that failed (queued again).
+   */
+  async waitMapped(roomId: string, timeoutMs = this.o.config.sync.commandTimeoutMs): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const placement = this.o.store.getPlacement(this.o.pool, roomId);
+      if (!placement || this.stopped) return; // gone (or not ours to map): nothing to wait for
+      const slot = this.slots.get(placement.serverId);
+      if (slot !== undefined && this.mapped.get(roomId) === slot) return;
+      if (Date.now() >= deadline) {
+        this.o.logger.warn({ roomId, serverId: placement.serverId, slot }, 'haproxy: room not in the room map in time; answering anyway');
+        return;
+      }
+      if (slot === undefined) this.requestFull();
+      else if (!this.roomOps.has(roomId)) {
+        this.roomOps.set(roomId, slot);
+        this.kickRooms();
+      }
+      await new Promise((r) => setTimeout(r, Math.min(10, Math.max(1, deadline - Date.now()))));
+      await this.flushRooms(Math.max(0, deadline - Date.now()));
+    }
+  }
+
+  /**
+   * Resolves once the room map updates queued so far are written (or after `timeoutMs`).
    */
   async flushRooms(timeoutMs = this.o.config.sync.commandTimeoutMs): Promise<void> {
     const deadline = Date.now() + timeoutMs;

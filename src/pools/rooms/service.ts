@@ -73,7 +73,7 @@ export class RoomService {
   /** Requests waiting for another instance's placement: shutdown answers them. */
   private readonly waiting = new Set<(err: Error) => void>();
   /** Awaited before a room's answer goes out (e.g. HAProxy mode: until its room map holds it). */
-  private beforeAnswer: (() => Promise<void>) | undefined;
+  private beforeAnswer: ((roomId: string) => Promise<void>) | undefined;
   private readonly now: () => number;
   private readonly media: MediaClient;
   // Metric children bound once: a labelled observe() hashes its labels on every call.
@@ -237,21 +237,21 @@ export class RoomService {
    * Makes every room answer wait for `barrier` first: a data plane that routes by room (HAProxy
    * mode) must know where the room is before the client, who connects right after, does.
    */
-  answerAfter(barrier: () => Promise<void>): void {
+  answerAfter(barrier: (roomId: string) => Promise<void>): void {
     this.beforeAnswer = barrier;
   }
 
   createRoom(input: CreateRoomInput): Promise<RoomAnswer> {
-    const answer = this.answer(input);
+    const roomId = input.roomId ?? randomUUID();
+    const answer = this.answer(roomId, input.roomId === undefined, input);
     const barrier = this.beforeAnswer;
-    return barrier ? answer.then(async (a) => (await barrier(), a)) : answer;
+    return barrier ? answer.then(async (a) => (await barrier(roomId), a)) : answer;
   }
 
-  private answer(input: CreateRoomInput): Promise<RoomAnswer> {
-    const roomId = input.roomId ?? randomUUID();
+  private answer(roomId: string, generated: boolean, input: CreateRoomInput): Promise<RoomAnswer> {
     // A room that is ready answers from the view: no store round trip, and joins keep working
     // while Redis is unreachable (seed-000 clients join with the same POST).
-    const ready = input.roomId === undefined ? undefined : this.d.store.getPlacement(ROOMS_POOL, roomId);
+    const ready = generated ? undefined : this.d.store.getPlacement(ROOMS_POOL, roomId);
     if (ready?.state === 'ready' && ready.data) {
       this.existing.inc();
       return Promise.resolve(ready.data);
