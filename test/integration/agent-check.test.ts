@@ -102,12 +102,12 @@ describe.each(['memory', 'redis'] as const)('agent-check client (%s store)', (ki
   };
 
   it('registers agentPort and polls it every round', async () => {
-    await register({ weight: 20, agentSend: 'wcs/a\n' });
-    expect((await view('a')).attributes).toMatchObject({ agentPort: agentA.port, agentSend: 'wcs/a\n', configuredWeight: 20, configuredCapacity: 100 });
+    await register({ weight: 20, agentSend: 'wcs/a' });
+    expect((await view('a')).attributes).toMatchObject({ agentPort: agentA.port, agentSend: 'wcs/a', configuredWeight: 20, configuredCapacity: 100 });
     const before = agentA.polls;
     await rounds(3);
     expect(agentA.polls - before).toBeGreaterThanOrEqual(2);
-    expect(agentA.received).toBe('wcs/a\n');
+    expect(agentA.received).toBe('wcs/a');
   });
 
   it('refuses a bad agentPort', async () => {
