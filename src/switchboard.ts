@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApi } from './api/app.js';
+import { buildSystemApi } from './api/system-api.js';
 import { turnCredentialTokens } from './api/auth.js';
 import { openWritesWarning } from './security/exposure.js';
 import { redisConnection } from './config/load.js';
@@ -10,6 +11,7 @@ import type { Config } from './config/schema.js';
 import { answerRoomsOnceMapped, startHaproxyMode, type HaproxyMode } from './haproxy/index.js';
 import { createMetrics } from './metrics/registry.js';
 import { Notifier } from './pools/notifier.js';
+import { ORIGINS_POOL, OriginService } from './pools/origins/service.js';
 import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
 import { TURN_POOL, TurnService } from './pools/turn/service.js';
 import { agentTarget, queryAgent } from './probes/agent-check.js';
@@ -27,6 +29,10 @@ export interface Switchboard {
   store: StateStore;
   rooms: RoomService;
   turn: TurnService;
+  /** Streaming origins (seed 003). */
+  origins: OriginService;
+  /** SRS's system API listener (origins.systemApiPort / PROXY_SYSTEM_API), when configured. */
+  systemApi?: { app: FastifyInstance; url: string };
   checkers: HealthChecker[];
   /** HAProxy mode (config.haproxy.enabled): the HAProxy kept in step with the store. */
   haproxy?: HaproxyMode;
@@ -42,7 +48,7 @@ export function createLogger(config: Config): Logger {
 /** Wires one Switchboard instance from its configuration and starts it. */
 export async function startSwitchboard(config: Config, logger: Logger = createLogger(config)): Promise<Switchboard> {
   const instanceId = randomUUID();
-  const pools = [ROOMS_POOL, TURN_POOL];
+  const pools = [ROOMS_POOL, TURN_POOL, ORIGINS_POOL];
   const store: StateStore =
     config.store.type === 'redis'
       ? new RedisStore({ connection: redisConnection(config), prefix: config.store.redis.prefix, pools, logger })
@@ -61,6 +67,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   });
   const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger, instanceId, networkPolicy });
   const turn = new TurnService({ store, config: config.turn, metrics, logger, networkPolicy });
+  const origins = new OriginService({ store, config: config.origins, logger, instanceId });
   const askAgent = (server: Parameters<typeof agentTarget>[0]) => {
     const target = agentTarget(server);
     return target ? queryAgent(target, config.health.timeoutMs, networkPolicy) : Promise.resolve(undefined);
@@ -108,10 +115,18 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       })
     : undefined;
   if (haproxy) answerRoomsOnceMapped(rooms, haproxy);
-  const app = await buildApi({ store, rooms, turn, metrics, logger, version, networkPolicy, turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  const app = await buildApi({ store, rooms, turn, origins, metrics, logger, version, networkPolicy, turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  // SRS's system API (seed 003): a second listener with only its registration route.
+  const systemApp =
+    config.origins.systemApiPort !== undefined
+      ? await buildSystemApi({ origins, logger, networkPolicy, ...(config.auth.token ? { authToken: config.auth.token } : {}) })
+      : undefined;
   try {
     await app.listen({ host: config.server.host, port: config.server.port });
+    if (systemApp) await systemApp.listen({ host: config.server.host, port: config.origins.systemApiPort! });
   } catch (err) {
+    await app.close().catch(() => undefined);
+    await systemApp?.close().catch(() => undefined);
     await haproxy?.close();
     await store.close();
     throw err;
@@ -127,12 +142,18 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   if (exposed) logger.warn({ host: config.server.host, openWrites: true }, exposed);
   await turn.start();
   rooms.start();
+  origins.start();
   for (const c of checkers) c.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const bound = host === config.server.host ? '' : ` on all interfaces (${config.server.host})`;
   logger.info({ port, host: config.server.host, store: store.kind, instanceId, version }, `Switchboard listening on http://${host}:${port}${bound} (Swagger UI at /API)`);
+  const systemAddress = systemApp?.server.address();
+  const systemApi = systemApp
+    ? { app: systemApp, url: `http://${host.includes(':') ? `[${host}]` : host}:${typeof systemAddress === 'object' && systemAddress ? systemAddress.port : config.origins.systemApiPort}` }
+    : undefined;
+  if (systemApi) logger.info({ url: systemApi.url }, `SRS system API (POST /api/v1/srs/register) listening on ${systemApi.url}`);
   if (config.turn.secret === undefined && turn.listServers().length > 0) {
     logger.warn('TURN servers are configured but turn.secret (TURN_SECRET) is not: /turn/ice-servers hands out no credentials (fine for coturn without authentication only)');
   }
@@ -143,12 +164,15 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     store,
     rooms,
     turn,
+    origins,
+    ...(systemApi ? { systemApi } : {}),
     checkers,
     ...(haproxy ? { haproxy } : {}),
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       (closing ??= (async () => {
         turn.stop();
+        origins.stop();
         await Promise.all(checkers.map((c) => c.stop()));
         // New requests get 503 while the ones under way finish: rooms being created start no
         // new attempt, and a media server still silent after the grace is cut short (its
@@ -157,7 +181,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
         // Keep-alive connections whose request was under way when close began go idle only after
         // their answer: close them as they do (Node closes the idle ones only once, at close).
         const idle = setInterval(() => app.server.closeIdleConnections(), 50);
-        await Promise.all([app.close(), rooms.shutdown(grace)]).finally(() => clearInterval(idle));
+        await Promise.all([app.close(), systemApp?.close(), rooms.shutdown(grace)]).finally(() => clearInterval(idle));
         await rooms.close();
         await notifier.close();
         await probeAgent.close().catch(() => undefined);

@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
+import { ORIGINS_POOL, type OriginService } from '../pools/origins/service.js';
 import { ROOMS_POOL, type RoomService } from '../pools/rooms/service.js';
 import { TURN_POOL, type TurnService } from '../pools/turn/service.js';
 import { NetworkPolicy } from '../security/network-policy.js';
@@ -12,6 +13,7 @@ import { bearerAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { illFormedPath } from './well-formed.js';
 import { eventRoutes, type EventsTuning } from './routes/events.js';
+import { originRoutes } from './routes/origins.js';
 import { poolRoutes } from './routes/pools.js';
 import { roomRoutes } from './routes/rooms.js';
 import { serverRoutes } from './routes/servers.js';
@@ -22,6 +24,8 @@ export interface ApiDeps {
   store: StateStore;
   rooms: RoomService;
   turn: TurnService;
+  /** Streaming origins (seed 003): SRS's registration and the generic origins API. */
+  origins?: OriginService;
   metrics: Metrics;
   logger: Logger;
   authToken?: string;
@@ -35,7 +39,7 @@ export interface ApiDeps {
 }
 
 /** The pools the dashboard routes show (`GET /pools`, `GET /events`), in display order. */
-export const DASHBOARD_POOLS: readonly string[] = [ROOMS_POOL, TURN_POOL];
+export const DASHBOARD_POOLS: readonly string[] = [ROOMS_POOL, TURN_POOL, ORIGINS_POOL];
 
 /** The control-plane HTTP API: thin routes over the pools, OpenAPI from the route schemas. */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -74,6 +78,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(roomRoutes, { rooms: deps.rooms, networkPolicy });
   await app.register(serverRoutes, { rooms: deps.rooms });
   await app.register(turnRoutes, { turn: deps.turn, credentialTokens: deps.turnCredentialTokens, networkPolicy });
+  if (deps.origins) await app.register(originRoutes, { origins: deps.origins, networkPolicy });
   await app.register(systemRoutes, { store: deps.store, metrics: deps.metrics, version: deps.version });
   await app.register(poolRoutes, { store: deps.store, pools: DASHBOARD_POOLS });
   await app.register(eventRoutes, { store: deps.store, pools: DASHBOARD_POOLS, tuning: deps.events });

@@ -56,6 +56,7 @@ export interface StatusJson {
 const SERVER_ROUTES: { pool: string; path: string }[] = [
   { pool: 'rooms', path: '/servers' },
   { pool: 'turn', path: '/turn/servers' },
+  { pool: 'origins', path: '/origins/servers' },
 ];
 
 class StatusError extends Error {}

@@ -42,6 +42,9 @@ const envPaths: [string, string[]][] = [
   ['TURN_SECRET', ['turn', 'secret']],
   ['TURN_CREDENTIALS_TOKEN', ['turn', 'credentialsToken']],
   ['TURN_CREDENTIALS_REQUIRE_AUTH', ['turn', 'credentialsRequireAuth']],
+  // SRS's proxy (seed 003). PROXY_RTMP_SERVER, PROXY_HTTP_SERVER, PROXY_HTTP_API,
+  // PROXY_WEBRTC_SERVER and PROXY_SRT_SERVER come with the media proxies (issue 16).
+  ['PROXY_SYSTEM_API', ['origins', 'systemApiPort']],
 ];
 
 
@@ -91,6 +94,7 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
     setPath(tree, ['store', 'redis', 'url'], `redis://${auth}${env.REDIS_HOST}:${env.REDIS_PORT ?? '6379'}`);
     origin.set('/store/redis/url', 'env REDIS_HOST');
   }
+  const early = proxyLoadBalancer(env, tree, origin);
   const store = (tree.store ?? {}) as Tree;
   const redis = (store.redis ?? {}) as Tree;
   // Unset store type: Redis when a Redis is configured, memory otherwise.
@@ -111,6 +115,7 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
       if (e.keyword === 'boolean') return `${path} (${where}): unknown key; see config/switchboard.example.yaml for the known ones`;
       return `${path} (${where}): ${message}; got ${JSON.stringify(getPath(value, e.instancePath))}`;
     });
+  problems.unshift(...early);
   if (problems.length === 0) {
     const config = value as Config;
     if (config.store.type === 'redis' && !config.store.redis.url && !config.store.redis.sentinel && !config.store.redis.cluster) {
@@ -127,6 +132,37 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
     if (problems.length === 0) return config;
   }
   throw new ConfigError(problems);
+}
+
+/**
+ * SRS's proxy names (seed 003): `PROXY_LOAD_BALANCER_TYPE=memory|redis` picks the store;
+ * with `redis`, `PROXY_REDIS_HOST/PORT/PASSWORD/DB` (defaults 127.0.0.1, 6379, none, 0) make the
+ * Redis URL unless REDIS_URL is set — the same Redis an instance configured with REDIS_URL uses.
+ * `memory` forces the memory store. Returns problems with these names.
+ */
+function proxyLoadBalancer(env: Env, tree: Tree, origin: Map<string, string>): string[] {
+  const type = env.PROXY_LOAD_BALANCER_TYPE;
+  if (type === undefined || type === '') return [];
+  // An unknown value fails the schema's enum check, named after this variable.
+  setPath(tree, ['store', 'type'], type);
+  origin.set('/store/type', 'env PROXY_LOAD_BALANCER_TYPE');
+  if (type !== 'redis' || env.REDIS_URL) return [];
+  const given = ['PROXY_REDIS_HOST', 'PROXY_REDIS_PORT', 'PROXY_REDIS_PASSWORD', 'PROXY_REDIS_DB'].some((n) => env[n]);
+  const redis = ((tree.store as Tree).redis ?? {}) as Tree;
+  // A Redis configured otherwise (file, REDIS_HOST) stays unless a PROXY_REDIS_* name is set.
+  if (!given && (redis.url || redis.sentinel || redis.cluster)) return [];
+  const problems: string[] = [];
+  const port = env.PROXY_REDIS_PORT || '6379';
+  const db = env.PROXY_REDIS_DB || '0';
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) problems.push(`store.redis.url (env PROXY_REDIS_PORT): must be a port 1-65535; got ${JSON.stringify(port)}`);
+  if (!/^\d{1,4}$/.test(db)) problems.push(`store.redis.db (env PROXY_REDIS_DB): must be a database number; got ${JSON.stringify(db)}`);
+  let host = env.PROXY_REDIS_HOST || '127.0.0.1';
+  if (!/^[A-Za-z0-9.:_-]+$/.test(host)) problems.push(`store.redis.url (env PROXY_REDIS_HOST): must be a host name or address; got ${JSON.stringify(host)}`);
+  if (host.includes(':')) host = `[${host}]`;
+  const auth = env.PROXY_REDIS_PASSWORD ? `:${encodeURIComponent(env.PROXY_REDIS_PASSWORD)}@` : '';
+  setPath(tree, ['store', 'redis', 'url'], `redis://${auth}${host}:${port}/${db}`);
+  origin.set('/store/redis/url', 'env PROXY_REDIS_HOST');
+  return problems;
 }
 
 function getPath(tree: unknown, pointer: string): unknown {

@@ -171,6 +171,19 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Streaming origins (seed 003, src/pools/origins/): SRS-compatible registration. */
+    origins: Type.Object(
+      {
+        /**
+         * The system API listener (SRS's proxy's PROXY_SYSTEM_API; SRS's default is 12025): only
+         * `POST /api/v1/srs/register`. Not started when unset; the API port serves the route always.
+         */
+        systemApiPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'System API port (env PROXY_SYSTEM_API); none when unset.' })),
+        /** An origin not registered (or heartbeated) within this is shown unhealthy (SRS: 300 s). */
+        aliveSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 300 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** HAProxy mode: Switchboard drives HAProxy as its data plane (src/haproxy/schema.ts). */
     haproxy: HaproxyConfigSchema,
     /**

@@ -40,6 +40,7 @@ describe('switchboard status', () => {
       // sfu-a holds the room (3 peers: 12 consumers); sfu-b is drained, so only sfu-a's free units count.
       { pool: 'rooms', servers: 2, healthy: 2, placeable: 1, capacity: 1500, used: 12, free: 988, placements: 1 },
       expect.objectContaining({ pool: 'turn', servers: 1, placements: 0 }),
+      expect.objectContaining({ pool: 'origins', servers: 0, placements: 0 }),
     ]);
     const byId = Object.fromEntries(status.servers.map((s) => [s.serverId, s]));
     expect(byId['sfu-a']).toEqual({

@@ -151,7 +151,7 @@ describe('GET /events on one instance', () => {
     const snapshot = await c.next((e) => e.event === 'snapshot', 'snapshot');
     expect(c.events[0]).toBe(snapshot);
     expect(snapshot.id).toMatch(/^[0-9a-f]+-\d+$/);
-    expect(snapshot.data.pools.map((p: Json) => p.pool)).toEqual(['rooms', 'turn']);
+    expect(snapshot.data.pools.map((p: Json) => p.pool)).toEqual(['rooms', 'turn', 'origins']);
     expect(snapshot.data.pools[0]).toMatchObject({ pool: 'rooms', servers: [], placements: [], summary: { pool: 'rooms', servers: 0, placements: 0 } });
 
     expect((await api(sb, 'POST', '/register', { serverId: 'sfu-1', serviceUrl: sfu.url, workers: 1, region: 'eu' })).status).toBe(200);
@@ -274,6 +274,7 @@ describe('GET /events on one instance', () => {
     expect(pools.body).toEqual([
       { pool: 'rooms', servers: 0, healthy: 0, placeable: 0, capacity: 0, used: 0, free: 0, placements: 0 },
       { pool: 'turn', servers: 0, healthy: 0, placeable: 0, capacity: 0, used: 0, free: 0, placements: 0 },
+      { pool: 'origins', servers: 0, healthy: 0, placeable: 0, capacity: 0, used: 0, free: 0, placements: 0 },
     ]);
   });
 });
