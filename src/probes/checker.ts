@@ -101,7 +101,9 @@ export class HealthChecker {
         this.o.logger?.info({ pool, server: server.id, agent: agent?.ok ? agent.raw : undefined, patch: plan.patch, adminState: plan.admin }, 'applying agent reply');
       }
       if (plan.patch) current = (await store.patchServer(pool, server.id, plan.patch)) ?? current;
-      if (plan.admin) current = (await store.setAdminState(pool, server.id, plan.admin)) ?? current;
+      // Conditional on the state the plan was made from: an operator's change made meanwhile wins
+      // (the plan's ownership record then no longer matches, and the next round drops it).
+      if (plan.admin) current = (await store.setAdminState(pool, server.id, plan.admin, current.adminState)) ?? current;
       if (current.epoch !== server.epoch) return;
       // `up` does not override a failing probe; the agent's `down` fails a passing one.
       if (outcome?.ok && plan.downError) {

@@ -54,7 +54,8 @@ export class MemoryStore implements StateStore {
     });
   }
 
-  async setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined> {
+  async setAdminState(pool: string, id: string, state: AdminState, expected?: AdminState): Promise<Server | undefined> {
+    if (expected !== undefined && this.views.get(pool).servers.get(id)?.adminState !== expected) return undefined;
     return this.update(pool, id, (s) => {
       s.adminState = state;
     });

@@ -32,7 +32,12 @@ export interface StateStore {
   deregisterServer(pool: string, id: string): Promise<{ server?: Server; lost: LostPlacement[] }>;
   /** Records a heartbeat and the load it reports; undefined if the server is not registered. */
   heartbeat(pool: string, id: string, load: ReportedLoad | undefined, now: number): Promise<Server | undefined>;
-  setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined>;
+  /**
+   * Sets the operator-intent state. With `expected`, only if the server is in that state now
+   * (undefined otherwise): a writer deciding from a view that may be behind (the agent check)
+   * never overwrites a change it has not seen.
+   */
+  setAdminState(pool: string, id: string, state: AdminState, expected?: AdminState): Promise<Server | undefined>;
   /**
    * Changes a server's weight and/or capacity (e.g. from its agent: `NN%`, `maxconn:N`).
    * Capacity below what is reserved only stops new placements; nothing placed is moved.

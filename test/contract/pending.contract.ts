@@ -113,6 +113,17 @@ export function pendingContract(name: string, fixture: StoreFixture): void {
       expect((await store.patchServer(POOL, 'c', { attributes: { maxconn: 1 } }))?.attributes).toEqual({ maxconn: 1 });
     });
 
+    it('sets the admin state only from the expected state when one is given', async () => {
+      const store = await fixture.open();
+      const peer = await fixture.peer(store);
+      await store.registerServer(POOL, reg('a', 100), Date.now());
+      await peer.setAdminState(POOL, 'a', 'maint'); // an operator, elsewhere
+      expect(await store.setAdminState(POOL, 'a', 'active', 'drain')).toBeUndefined();
+      expect((await fixture.peer(store)).getServer(POOL, 'a')!.adminState).toBe('maint');
+      expect(await store.setAdminState(POOL, 'a', 'drain', 'maint')).toMatchObject({ adminState: 'drain' });
+      expect(await store.setAdminState(POOL, 'a', 'active')).toMatchObject({ adminState: 'active' });
+    });
+
     it('releaseExpired frees what is past its deadline, once, whichever instance asks', async () => {
       const store = await fixture.open();
       const peer = await fixture.peer(store);

@@ -156,8 +156,8 @@ export class RedisStore implements StateStore {
     return this.update(pool, id, ['heartbeat', now, load ? JSON.stringify(load) : '']);
   }
 
-  setAdminState(pool: string, id: string, state: AdminState): Promise<Server | undefined> {
-    return this.update(pool, id, ['admin', state]);
+  setAdminState(pool: string, id: string, state: AdminState, expected?: AdminState): Promise<Server | undefined> {
+    return this.update(pool, id, ['admin', state, expected ?? '']);
   }
 
   patchServer(pool: string, id: string, patch: ServerPatch): Promise<Server | undefined> {

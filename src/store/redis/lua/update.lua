@@ -1,5 +1,5 @@
 -- ARGV: P, server id, op, op arguments. One change to one server record:
---   heartbeat <now> <load JSON or "">  |  admin <state>  |  health <epoch> <health JSON>
+--   heartbeat <now> <load JSON or "">  |  admin <state> [expected state]  |  health <epoch> <health JSON>
 --   | patch <{weight?, capacity?, attributes?} JSON> (attributes merged key by key)
 -- JSON arguments are decoded before anything is written.
 local id, op = ARGV[2], ARGV[3]
@@ -14,6 +14,8 @@ if op == 'heartbeat' then
   s.lastHeartbeat = tonumber(ARGV[4])
   if arg then s.reported = arg end
 elseif op == 'admin' then
+  -- ARGV[5]: the state the writer expects now ("" = any); otherwise nothing changes.
+  if ARGV[5] and ARGV[5] ~= '' and s.adminState ~= ARGV[5] then return { 0 } end
   s.adminState = ARGV[4]
 elseif op == 'health' then
   if s.epoch ~= ARGV[4] then return { 0 } end
