@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { createApiBase } from './base.js';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
 import { ORIGINS_POOL, type OriginService } from '../pools/origins/service.js';
@@ -9,9 +9,6 @@ import { ROOMS_POOL, type RoomService } from '../pools/rooms/service.js';
 import { TURN_POOL, type TurnService } from '../pools/turn/service.js';
 import { NetworkPolicy } from '../security/network-policy.js';
 import type { StateStore } from '../store/store.js';
-import { bearerAuth } from './auth.js';
-import { errorHandler, notFoundHandler } from './errors.js';
-import { illFormedPath } from './well-formed.js';
 import { eventRoutes, type EventsTuning } from './routes/events.js';
 import { originRoutes } from './routes/origins.js';
 import { poolRoutes } from './routes/pools.js';
@@ -43,27 +40,7 @@ export const DASHBOARD_POOLS: readonly string[] = [ROOMS_POOL, TURN_POOL, ORIGIN
 
 /** The control-plane HTTP API: thin routes over the pools, OpenAPI from the route schemas. */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({
-    loggerInstance: deps.logger,
-    // Per-request log lines cost more than a placement at load; errors are still logged.
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 64 * 1024,
-    return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-  }).withTypeProvider<TypeBoxTypeProvider>();
-
-  app.setErrorHandler(errorHandler);
-  // Before any schema: refuse strings that are not well-formed Unicode, wherever they are.
-  // (A callback hook, not an async one: no promise per request on the placement hot path.)
-  app.addHook('preValidation', (req, reply, done) => {
-    const field = illFormedPath(req.body, 'body') ?? illFormedPath(req.query, 'query') ?? illFormedPath(req.params, 'params');
-    if (field === undefined) return done();
-    const reason = 'must be well-formed Unicode (a lone UTF-16 surrogate is not)';
-    void reply.code(400).send({ error: 'bad_request', message: `${field} ${reason}`, field, reason });
-  });
-  app.setNotFoundHandler(notFoundHandler);
-  // Only with a token configured: an open instance pays nothing per request for it.
-  if (deps.authToken !== undefined) app.addHook('onRequest', bearerAuth(deps.authToken));
+  const app = createApiBase({ logger: deps.logger, authToken: deps.authToken });
 
   await app.register(swagger, {
     openapi: {

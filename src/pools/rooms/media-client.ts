@@ -1,4 +1,5 @@
 import { Pool, type buildConnector, type Dispatcher } from 'undici';
+import { illFormedPath } from '../../core/well-formed.js';
 import { NetworkPolicy } from '../../security/network-policy.js';
 
 export interface CreateRoomBody {
@@ -128,32 +129,6 @@ function onDeadline(call: RoomCall, timeoutMs: number): void {
 /** A JSON escape of a UTF-16 surrogate: the only way a lone surrogate gets into parsed JSON. */
 const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
-/** Whether every string in a parsed JSON value (keys and values, recursively) is well-formed UTF-16. */
-export function wellFormedJson(value: unknown): boolean {
-  // An explicit stack, not recursion: 64 KB of `[[[[...` nests 32,000 deep.
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      if (!v.isWellFormed()) return false;
-    } else if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-    } else if (typeof v === 'object' && v !== null) {
-      for (const key in v) {
-        if (!key.isWellFormed()) return false;
-        stack.push((v as Record<string, unknown>)[key]);
-      }
-    }
-  }
-  return true;
-}
-
-declare global {
-  interface String {
-    /** ES2024; in Node 20 (V8 11.3). */
-    isWellFormed(): boolean;
-  }
-}
 
 /**
  * One room-creation call as an undici dispatch handler: reads the answer as it arrives (aborting
@@ -237,7 +212,7 @@ class RoomCall implements Dispatcher.DispatchHandler {
     }
     // Decoded UTF-8 never holds a lone surrogate; only a \uD800-\uDFFF escape can: walk the value
     // only when the text has one.
-    if (SURROGATE_ESCAPE.test(text) && !wellFormedJson(data)) {
+    if (SURROGATE_ESCAPE.test(text) && illFormedPath(data, 'answer') !== undefined) {
       return this.reject(new MediaAnswerError('media server answered with a string that is not well-formed Unicode', 'SB_MEDIA_NOT_WELL_FORMED'));
     }
     this.resolve(data as Record<string, unknown>);
