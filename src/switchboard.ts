@@ -16,7 +16,12 @@ import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
 import { TURN_POOL, TurnService } from './pools/turn/service.js';
 import { agentTarget, queryAgent } from './probes/agent-check.js';
 import { HealthChecker } from './probes/checker.js';
-import { joinUrl, probeHttp } from './probes/http.js';
+import { joinUrl, probeHttp, statusMatcher } from './probes/http.js';
+import { HttpPoolService, httpPools } from './pools/http/service.js';
+import { StoreDirectory } from './proxy/directory.js';
+import { poolConfig, ProxyServer } from './proxy/server.js';
+import { startProxyCluster, type ProxyCluster } from './proxy/cluster.js';
+import { createRateLimiter, type RateLimiter } from './proxy/rate-limit/index.js';
 import { NetworkPolicy } from './security/network-policy.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis/index.js';
@@ -36,9 +41,36 @@ export interface Switchboard {
   checkers: HealthChecker[];
   /** HAProxy mode (config.haproxy.enabled): the HAProxy kept in step with the store. */
   haproxy?: HaproxyMode;
+  /** HTTP backends (seed 002), when the proxy is enabled. */
+  http?: HttpPoolService;
+  /** The HTTP/WebSocket proxy in this process (proxy.workers = 1). */
+  proxy?: ProxyServer;
+  /** The proxy's worker processes (proxy.workers > 1). */
+  proxyCluster?: ProxyCluster;
+  /** Base URL of the proxy listener, when it runs. */
+  proxyUrl?: string;
   /** Base URL the API listens on. */
   url: string;
   close(): Promise<void>;
+}
+
+/** A listener address as clients on this host reach it. */
+function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The proxy's rate limiter: none without limits; shared in Redis when asked (needs the Redis store). */
+async function proxyRateLimiter(config: Config, store: StateStore, logger: Logger): Promise<RateLimiter | undefined> {
+  const limited = config.proxy.rateLimit.perIp !== undefined || config.proxy.routes.some((r) => r.rateLimit !== undefined);
+  if (!limited) return undefined;
+  if (config.proxy.rateLimit.store === 'redis') {
+    if (store.kind !== 'redis') throw new Error('proxy.rateLimit.store is redis but the store is memory: set REDIS_URL (or use store: local)');
+    const limiter = createRateLimiter({ redis: redisConnection(config), prefix: `${config.store.redis.prefix}:`, logger });
+    await (limiter as { ready?: (ms: number) => Promise<boolean> }).ready?.(5_000);
+    return limiter;
+  }
+  return createRateLimiter({});
 }
 
 export function createLogger(config: Config): Logger {
@@ -48,7 +80,8 @@ export function createLogger(config: Config): Logger {
 /** Wires one Switchboard instance from its configuration and starts it. */
 export async function startSwitchboard(config: Config, logger: Logger = createLogger(config)): Promise<Switchboard> {
   const instanceId = randomUUID();
-  const pools = [ROOMS_POOL, TURN_POOL, ORIGINS_POOL];
+  const httpPoolNames = config.proxy.enabled ? httpPools(config.proxy) : [];
+  const pools = [ROOMS_POOL, TURN_POOL, ORIGINS_POOL, ...httpPoolNames];
   const store: StateStore =
     config.store.type === 'redis'
       ? new RedisStore({ connection: redisConnection(config), prefix: config.store.redis.prefix, pools, logger })
@@ -105,6 +138,30 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     logger,
   });
   const checkers = [roomChecker, turnChecker];
+  const http = config.proxy.enabled ? new HttpPoolService({ store, config: config.proxy, logger }) : undefined;
+  for (const pool of httpPoolNames) {
+    const hc = poolConfig(config.proxy, pool).healthCheck;
+    const intervalMs = hc.intervalMs ?? config.health.intervalMs;
+    const timeoutMs = Math.min(hc.timeoutMs ?? config.health.timeoutMs, Math.max(10, intervalMs - 1));
+    const healthy = statusMatcher(hc.expectStatus);
+    checkers.push(
+      new HealthChecker({
+        store,
+        pool,
+        instanceId,
+        intervalMs,
+        thresholds: { successThreshold: hc.rise, failureThreshold: hc.fall },
+        lostAfterMs: Infinity, // HTTP backends hold no placements
+        immediate: true, // backends start unknown: the first probe decides
+        concurrency: config.health.concurrency,
+        probe: (server) => probeHttp(joinUrl(server.serviceUrl, server.healthPath ?? hc.path), timeoutMs, probeAgent, healthy),
+        onProbe: (_server, outcome) => metrics.probeDuration.observe({ pool, result: outcome.ok ? 'ok' : 'failed' }, (outcome.latencyMs ?? 0) / 1000),
+        agent: { query: askAgent, maxconn: 'attribute' },
+        onLost: () => {},
+        logger,
+      }),
+    );
+  }
 
   const credentialTokens = turnCredentialTokens(config.auth, config.turn);
   // HAProxy mode: start (or attach to) HAProxy and keep it in step with the store (src/haproxy/).
@@ -115,7 +172,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       })
     : undefined;
   if (haproxy) answerRoomsOnceMapped(rooms, haproxy);
-  const app = await buildApi({ store, rooms, turn, origins, metrics, logger, version, networkPolicy, turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  const app = await buildApi({ store, rooms, turn, origins, metrics, logger, version, networkPolicy, ...(http ? { http } : {}), turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
   // SRS's system API (seed 003): a second listener with only its registration route.
   const systemApp =
     config.origins.systemApiPort !== undefined
@@ -140,6 +197,36 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     turnCredentialsOpen: !credentialTokens && config.turn.secret !== undefined,
   });
   if (exposed) logger.warn({ host: config.server.host, openWrites: true }, exposed);
+  // The HTTP/WebSocket data plane (src/proxy/): configured backends registered, then the listener.
+  let proxy: ProxyServer | undefined;
+  let proxyCluster: ProxyCluster | undefined;
+  let proxyUrl: string | undefined;
+  let limiter: RateLimiter | undefined;
+  if (http) {
+    try {
+      await http.registerConfigured();
+      limiter = await proxyRateLimiter(config, store, logger);
+      if (config.proxy.workers > 1) {
+        proxyCluster = await startProxyCluster({ config, store, pools: httpPoolNames, logger, metrics });
+        proxyUrl = proxyCluster.url;
+      } else {
+        proxy = new ProxyServer({ config: config.proxy, pools: httpPoolNames, directory: new StoreDirectory(store), registry: metrics.registry, logger, networkPolicy, ...(limiter ? { limiter } : {}) });
+        const { port: proxyPort, tlsPort } = await proxy.listen();
+        proxyUrl = `http://${displayHost(config.proxy.host)}:${proxyPort}`;
+        if (tlsPort !== undefined) logger.info({ port: tlsPort }, `proxy TLS listening on https://${displayHost(config.proxy.host)}:${tlsPort}`);
+      }
+      logger.info({ pools: httpPoolNames, backends: http.list().length, workers: config.proxy.workers }, `proxy listening on ${proxyUrl}`);
+    } catch (err) {
+      await proxy?.close(0);
+      await proxyCluster?.close(0);
+      await app.close().catch(() => undefined);
+      await systemApp?.close().catch(() => undefined);
+      await haproxy?.close();
+      await store.close();
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw Object.assign(new Error(`proxy port ${config.proxy.port} is in use; set PORT (or proxy.port) to a free port`), { code: 'EADDRINUSE_PROXY' });
+      throw err;
+    }
+  }
   await turn.start();
   rooms.start();
   origins.start();
@@ -168,11 +255,18 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     ...(systemApi ? { systemApi } : {}),
     checkers,
     ...(haproxy ? { haproxy } : {}),
+    ...(http ? { http } : {}),
+    ...(proxy ? { proxy } : {}),
+    ...(proxyCluster ? { proxyCluster } : {}),
+    ...(proxyUrl ? { proxyUrl } : {}),
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       (closing ??= (async () => {
         turn.stop();
         origins.stop();
+        // The data plane first: requests under way and open WebSockets get most of the grace.
+        const proxyGrace = Math.floor(config.server.shutdownTimeoutMs * 0.6);
+        await Promise.all([proxy?.close(proxyGrace), proxyCluster?.close(proxyGrace)]);
         await Promise.all(checkers.map((c) => c.stop()));
         // New requests get 503 while the ones under way finish: rooms being created start no
         // new attempt, and a media server still silent after the grace is cut short (its

@@ -9,6 +9,8 @@ import { ROOMS_POOL, type RoomService } from '../pools/rooms/service.js';
 import { TURN_POOL, type TurnService } from '../pools/turn/service.js';
 import { NetworkPolicy } from '../security/network-policy.js';
 import type { StateStore } from '../store/store.js';
+import { backendRoutes } from './routes/backends.js';
+import type { HttpPoolService } from '../pools/http/service.js';
 import { eventRoutes, type EventsTuning } from './routes/events.js';
 import { originRoutes } from './routes/origins.js';
 import { poolRoutes } from './routes/pools.js';
@@ -18,6 +20,8 @@ import { systemRoutes } from './routes/system.js';
 import { turnRoutes } from './routes/turn.js';
 
 export interface ApiDeps {
+  /** The proxy's HTTP backends, when the proxy is enabled. */
+  http?: HttpPoolService;
   store: StateStore;
   rooms: RoomService;
   turn: TurnService;
@@ -53,7 +57,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // SSRF guard on registered addresses; the default policy when none is given.
   const networkPolicy = deps.networkPolicy ?? new NetworkPolicy();
   await app.register(roomRoutes, { rooms: deps.rooms, networkPolicy });
-  await app.register(serverRoutes, { rooms: deps.rooms });
+  await app.register(serverRoutes, { rooms: deps.rooms, ...(deps.http ? { http: deps.http } : {}) });
+  if (deps.http) await app.register(backendRoutes, { http: deps.http, networkPolicy });
   await app.register(turnRoutes, { turn: deps.turn, credentialTokens: deps.turnCredentialTokens, networkPolicy });
   if (deps.origins) await app.register(originRoutes, { origins: deps.origins, networkPolicy });
   await app.register(systemRoutes, { store: deps.store, metrics: deps.metrics, version: deps.version });

@@ -12,9 +12,9 @@ export const port = (v: string): number => {
 };
 
 /** The configuration from the file (if any) and the environment; a bad one exits 2 naming each value. */
-export function loadConfigOrExit(configFile: string | undefined): Config {
+export function loadConfigOrExit(configFile: string | undefined, backendsFile?: string): Config {
   try {
-    return loadConfig({ ...(configFile ? { file: configFile } : {}) });
+    return loadConfig({ ...(configFile ? { file: configFile } : {}), ...(backendsFile ? { backendsFile } : {}) });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`switchboard: ${err.message}\nFix the values above (see README.md, "Configuration") and start again.`);
@@ -36,6 +36,7 @@ export async function serveUntilSignalled(config: Config): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (err instanceof StoreUnavailableError) console.error(`switchboard: ${e.message}`);
+    else if (e.code === 'EADDRINUSE_PROXY') console.error(`switchboard: ${e.message}`);
     else if (e.code === 'EADDRINUSE') console.error(`switchboard: port ${config.server.port} is in use; set APP_PORT (or --port) to a free port`);
     else console.error(`switchboard: failed to start: ${e.stack ?? e.message}`);
     process.exit(1);

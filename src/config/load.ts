@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { cidrProblems } from '../security/network-policy.js';
 import type { RedisConnectionConfig } from '../store/redis/connection.js';
 import { normalizeCoturnConfig } from './coturn-compat.js';
+import { BackendEntrySchema } from '../proxy/schema.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 /** A configuration that cannot be used; `problems` names each bad value and where it came from. */
@@ -45,6 +48,9 @@ const envPaths: [string, string[]][] = [
   // SRS's proxy (seed 003). PROXY_RTMP_SERVER, PROXY_HTTP_SERVER, PROXY_HTTP_API,
   // PROXY_WEBRTC_SERVER and PROXY_SRT_SERVER come with the media proxies (issue 16).
   ['PROXY_SYSTEM_API', ['origins', 'systemApiPort']],
+  // seed 002: the proxy listener and its worker processes.
+  ['PORT', ['proxy', 'port']],
+  ['WORKER_COUNT', ['proxy', 'workers']],
 ];
 
 
@@ -76,10 +82,12 @@ export function readConfigFile(file: string): Tree {
 }
 
 /** Builds the effective configuration: defaults ← file ← environment. Throws ConfigError. */
-export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
+export function loadConfig(options: { file?: string; env?: Env; backendsFile?: string; cwd?: string } = {}): Config {
   const env = options.env ?? process.env;
   const tree: Tree = options.file ? readConfigFile(options.file) : {};
   normalizeCoturnConfig(tree);
+  const proxySection = tree.proxy !== undefined;
+  const backendProblems = mergeBackendsFile(tree, options.backendsFile ?? env.BACKENDS_FILE, options.cwd ?? process.cwd());
   const origin = new Map<string, string>();
   for (const [name, path] of envPaths) {
     let value = env[name];
@@ -115,9 +123,12 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
       if (e.keyword === 'boolean') return `${path} (${where}): unknown key; see config/switchboard.example.yaml for the known ones`;
       return `${path} (${where}): ${message}; got ${JSON.stringify(getPath(value, e.instancePath))}`;
     });
-  problems.unshift(...early);
+  problems.unshift(...early, ...backendProblems);
   if (problems.length === 0) {
     const config = value as Config;
+    // The proxy runs when it has something to do: backends, a proxy section, or PORT (seed 002).
+    config.proxy.enabled ??= proxySection || config.proxy.backends.length > 0 || (env.PORT !== undefined && env.PORT !== '');
+    if (config.proxy.workers === 0) config.proxy.workers = availableParallelism();
     if (config.store.type === 'redis' && !config.store.redis.url && !config.store.redis.sentinel && !config.store.redis.cluster) {
       problems.push('store.type is redis but no Redis is configured: set REDIS_URL (or store.redis.url / sentinel / cluster)');
     }
@@ -132,6 +143,34 @@ export function loadConfig(options: { file?: string; env?: Env } = {}): Config {
     if (problems.length === 0) return config;
   }
   throw new ConfigError(problems);
+}
+
+/**
+ * Seed 002's `config/backends.json` (`{"backends":[{"host","port"}, ...]}`): read from `file`
+ * (`--backends`, env BACKENDS_FILE) or, when present, from `config/backends.json` in the working
+ * directory; its entries come before the YAML's `proxy.backends`.
+ */
+function mergeBackendsFile(tree: Tree, file: string | undefined, cwd: string): string[] {
+  const path = file ?? resolve(cwd, 'config/backends.json');
+  if (file === undefined && !existsSync(path)) return [];
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return [`${path}: ${e.code ? `cannot read it (${e.code})` : `not valid JSON: ${e.message}`}`];
+  }
+  const list = (doc as { backends?: unknown } | null)?.backends;
+  if (!Array.isArray(list)) return [`${path}: expected {"backends":[{"host":"127.0.0.1","port":3000}, ...]}`];
+  const problems: string[] = [];
+  list.forEach((entry, i) => {
+    for (const e of Value.Errors(BackendEntrySchema, entry)) {
+      problems.push(`backends[${i}]${e.instancePath.replaceAll('/', '.')} (${path}): ${e.keyword === 'additionalProperties' ? 'unknown key' : e.message}; got ${JSON.stringify(entry)}`);
+    }
+  });
+  const proxy = (tree.proxy ??= {}) as Tree;
+  proxy.backends = [...list, ...((Array.isArray(proxy.backends) ? proxy.backends : []) as unknown[])];
+  return problems;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { policyNames } from '../core/policies/index.js';
 import { HaproxyConfigSchema } from '../haproxy/schema.js';
+import { ProxyConfigSchema } from '../proxy/schema.js';
 
 const HostPort = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false });
 
@@ -184,6 +185,8 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** The HTTP/WebSocket data plane (seed 002, seed 004's front end; src/proxy/schema.ts). */
+    proxy: ProxyConfigSchema,
     /** HAProxy mode: Switchboard drives HAProxy as its data plane (src/haproxy/schema.ts). */
     haproxy: HaproxyConfigSchema,
     /**

@@ -104,7 +104,9 @@ export function createMetrics(store: StateStore, pools: string[]) {
     },
   });
 
-  return { registry, placements, placementFailures, placementsLost, placementDuration, probeDuration, notifications, turnSelections };
+  /** Metrics kept in other processes (the proxy's workers), appended at scrape time. */
+  const extra: { source: (() => Promise<string>) | undefined } = { source: undefined };
+  return { registry, extra, placements, placementFailures, placementsLost, placementDuration, probeDuration, notifications, turnSelections };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

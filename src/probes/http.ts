@@ -11,12 +11,17 @@ export function joinUrl(base: string, path: string): string {
 let guarded: Dispatcher | undefined;
 
 /**
- * HTTP health probe (seed 000): `GET url`; 200 is healthy, anything else — another status, a
+ * HTTP health probe (seed 000): `GET url`; 200 (or what `healthy` accepts) is healthy, anything else — another status, a
  * connection error, no answer within `timeoutMs` — is not. Without a `dispatcher`, connections go
  * through a shared Agent guarded by the default network policy (never to link-local or metadata
  * addresses); pass `networkPolicy.agent()` to apply the configured one.
  */
-export async function probeHttp(url: string, timeoutMs: number, dispatcher: Dispatcher = (guarded ??= new NetworkPolicy().agent())): Promise<ProbeOutcome> {
+export async function probeHttp(
+  url: string,
+  timeoutMs: number,
+  dispatcher: Dispatcher = (guarded ??= new NetworkPolicy().agent()),
+  healthy: (status: number) => boolean = (status) => status === 200,
+): Promise<ProbeOutcome> {
   const started = performance.now();
   const at = () => Date.now();
   try {
@@ -30,7 +35,7 @@ export async function probeHttp(url: string, timeoutMs: number, dispatcher: Disp
     });
     await res.body.dump();
     const latencyMs = performance.now() - started;
-    if (res.statusCode === 200) return { ok: true, at: at(), latencyMs };
+    if (healthy(res.statusCode)) return { ok: true, at: at(), latencyMs };
     return { ok: false, at: at(), latencyMs, error: `HTTP ${res.statusCode}` };
   } catch (err) {
     const latencyMs = performance.now() - started;
@@ -43,4 +48,13 @@ export async function probeHttp(url: string, timeoutMs: number, dispatcher: Disp
           : (e.code ?? e.message);
     return { ok: false, at: at(), latencyMs, error };
   }
+}
+
+/** `200-399` or `200,204,301-302` → a status predicate (HAProxy's `http-check expect status`). */
+export function statusMatcher(spec: string): (status: number) => boolean {
+  const ranges = spec.split(',').map((part) => {
+    const [a, b] = part.split('-').map(Number);
+    return [a!, b ?? a!] as const;
+  });
+  return (status) => ranges.some(([lo, hi]) => status >= lo && status <= hi);
 }

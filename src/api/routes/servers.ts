@@ -1,19 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { HttpPoolService } from '../../pools/http/service.js';
 import type { RoomService } from '../../pools/rooms/service.js';
+import { backendServers } from './backends.js';
 import { ErrorBody, IdParams, ServerView, serverView, sortById } from '../schemas.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 
 /** The server registry, for operators: list, inspect, drain, deregister. */
-export const serverRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService }> = async (app, { rooms }) => {
+export const serverRoutes: FastifyPluginAsyncTypebox<{ rooms: RoomService; http?: HttpPoolService }> = async (app, { rooms, http }) => {
   const view = (id: string) => serverView(rooms.getServer(id), rooms.roomCount(id));
 
   app.get(
     '/servers',
     { schema: { tags: ['servers'], summary: 'All registered servers', response: { 200: Type.Object({ servers: Type.Array(ServerView) }) } } },
     async () => ({
-      servers: sortById(rooms.listServers()).map((s) => serverView(s, rooms.roomCount(s.id))),
+      servers: [...sortById(rooms.listServers()).map((s) => serverView(s, rooms.roomCount(s.id))), ...backendServers(http).map((s) => serverView(s, 0))],
     }),
   );
 

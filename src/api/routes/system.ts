@@ -28,6 +28,8 @@ export const systemRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; metric
 
   app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    const own = await metrics.registry.metrics();
+    const extra = metrics.extra.source ? await metrics.extra.source().catch(() => '') : '';
+    return extra ? `${own}\n${extra}` : own;
   });
 };

@@ -1,0 +1,731 @@
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { BucketSpec } from '../core/token-bucket.js';
+import { cookieValueFor, readStickyCookie, serverIdFromCookie, stickySetCookie, stripStickyCookie } from '../core/policies/sticky-cookie.js';
+import type { PoolBalancer, Waiter } from './balancer.js';
+import { ChunkedBody, LengthBody, UntilCloseBody, type BodyTracker } from './http1/body.js';
+import { fieldValue, findHeadEnd, H, HeadError, headerValue, isHopByHop, isIdempotent, parseRequestHead, parseResponseHead, responseHasBody, rewriteHead, valueOf, type RequestHead, type ResponseHead } from './http1/head.js';
+import type { RateDecision, RateLimiter } from './rate-limit/index.js';
+import { codeForHeadError, errorResponse, ProxyError } from './respond.js';
+import { queryParam, requestPath, Router, type Route } from './router.js';
+import type { ProxyConfig } from './schema.js';
+import type { Upstream, UpstreamConn, UpstreamHandler } from './upstream.js';
+
+/** Where a room's requests go: its server's upstream (inflight counted), or why not. */
+export type RoomTarget = { upstream: Upstream } | { status: 404 | 503; error: string; message: string };
+
+export interface RoomTargets {
+  resolve(roomId: string): RoomTarget | Promise<RoomTarget>;
+  release(upstream: Upstream): void;
+}
+
+/** What one exchange reports for metrics and access logs. */
+export interface ExchangeRecord {
+  pool: string;
+  route: string;
+  upstream: Upstream | undefined;
+  method: string;
+  target: string;
+  status: number;
+  /** Seconds from the complete request head to the end of the response. */
+  seconds: number;
+  client: string;
+  /** Set when the proxy answered itself (no backend answer). */
+  error?: string | undefined;
+}
+
+/** What every client connection of one listener shares. */
+export interface ProxyContext {
+  readonly limits: ProxyConfig['limits'];
+  readonly router: Router;
+  /** Coarse clock (ms since epoch), advanced by the proxy's tick; deadlines are measured on it. */
+  now: number;
+  readonly rooms: RoomTargets;
+  readonly limiter: RateLimiter | undefined;
+  readonly perIp: BucketSpec | undefined;
+  draining: boolean;
+  readonly conns: Set<ClientConn>;
+  record(r: ExchangeRecord): void;
+  retried(pool: string): void;
+}
+
+const enum St {
+  /** Reading a request head (or idle between requests). */
+  Head,
+  /** One exchange under way: routing, queued, connecting, relaying. */
+  Busy,
+  /** A WebSocket (or other upgraded protocol): bytes both ways. */
+  Tunnel,
+  Closed,
+}
+
+/** Client bytes buffered while no backend takes them yet; past this the client is paused. */
+const MAX_BUFFERED = 64 * 1024;
+const EMPTY = new Set<string>();
+
+/**
+ * One client connection: reads request heads, sends each request to a backend (one at a time:
+ * pipelined requests wait, unread, until the answer before them is complete), relays the answer
+ * and keeps the connection for the next request. Upgrades become tunnels.
+ */
+export class ClientConn implements UpstreamHandler, Waiter {
+  private st = St.Head;
+  private buf: Buffer | undefined;
+  /** When the current wait ends (coarse ms); 0 = none. */
+  deadline: number;
+  queuedUntil = 0;
+  private queuedOn: PoolBalancer | undefined;
+  private head: RequestHead | undefined;
+  private path = '/';
+  private route: Route | undefined;
+  private reqBody: BodyTracker | undefined;
+  private reqBodyBytes = 0;
+  private upstream: Upstream | undefined;
+  private conn: UpstreamConn | undefined;
+  private outHead: Buffer | undefined;
+  private resBuf: Buffer | undefined;
+  private res: ResponseHead | undefined;
+  private resBody: BodyTracker | undefined;
+  private resStarted = false;
+  private closeAfter = false;
+  private attempts = 0;
+  private tried: Set<string> | undefined;
+  private insertCookie: string | undefined;
+  private started = 0;
+  private pausedByUs = false;
+  readonly ip: string;
+  readonly port: number;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: ProxyContext,
+    private readonly proto: 'http' | 'https',
+  ) {
+    this.ip = normalizeIp(socket.remoteAddress ?? '');
+    this.port = socket.remotePort ?? 0;
+    this.deadline = ctx.now + ctx.limits.headersTimeoutMs;
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onClientData(d));
+    socket.on('end', () => this.onClientEnd());
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+    socket.on('drain', () => {
+      if (this.st !== St.Closed) this.conn?.resume();
+    });
+    ctx.conns.add(this);
+  }
+
+  // ---- client side -------------------------------------------------------------------------
+
+  private onClientData(d: Buffer): void {
+    switch (this.st) {
+      case St.Tunnel:
+        this.deadline = this.ctx.now + this.ctx.limits.tunnelTimeoutMs;
+        if (!this.conn!.write(d)) this.pauseClientUntilBackendDrains();
+        return;
+      case St.Head:
+        this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+        this.parseHead();
+        return;
+      case St.Busy:
+        this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+        if (this.conn && this.reqBody && !this.reqBody.done) this.pumpBody();
+        else if (this.buf.length > MAX_BUFFERED || !this.reqBody || this.reqBody.done) this.pauseClient();
+        return;
+      case St.Closed:
+        return;
+    }
+  }
+
+  private onClientEnd(): void {
+    // A half-closed client may still read the answer it asked for; an idle one is done.
+    if (this.st === St.Head) this.socket.end();
+    else if (this.st === St.Tunnel) this.conn?.socket.end();
+  }
+
+  private pauseClient(): void {
+    if (!this.pausedByUs) {
+      this.pausedByUs = true;
+      this.socket.pause();
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.pausedByUs) {
+      this.pausedByUs = false;
+      this.socket.resume();
+    }
+  }
+
+  private pauseClientUntilBackendDrains(): void {
+    this.pauseClient();
+    this.conn?.socket.once('drain', () => this.resumeClient());
+  }
+
+  private parseHead(): void {
+    const buf = this.buf;
+    if (!buf) return;
+    const limits = this.ctx.limits;
+    let head: RequestHead;
+    try {
+      const end = findHeadEnd(buf, 0, buf.length, limits.maxHeaderBytes, 431);
+      if (end === -1) {
+        // The first byte of a request starts its headers timeout (HAProxy `timeout http-request`).
+        if (this.deadline === 0 || this.awaitingFirstByte) this.deadline = this.ctx.now + limits.headersTimeoutMs;
+        this.awaitingFirstByte = false;
+        return;
+      }
+      head = parseRequestHead(buf, 0, end);
+      this.buf = end < buf.length ? buf.subarray(end) : undefined;
+    } catch (err) {
+      const e = err as HeadError;
+      const status = e instanceof HeadError ? e.status : 400;
+      this.answerAndClose(status, codeForHeadError(status), e.message);
+      return;
+    }
+    this.awaitingFirstByte = false;
+    this.st = St.Busy;
+    this.head = head;
+    this.started = performance.now();
+    this.closeAfter = head.close;
+    if (this.ctx.draining) return this.answer(503, ProxyError.shuttingDown, 'the proxy is shutting down', true);
+    if (head.chunked) this.reqBody = new ChunkedBody(400);
+    else if (head.contentLength > 0) {
+      if (limits.maxBodyBytes > 0 && head.contentLength > limits.maxBodyBytes) {
+        return this.answer(413, ProxyError.bodyTooLarge, `content-length ${head.contentLength} is over the limit of ${limits.maxBodyBytes} bytes`, true);
+      }
+      this.reqBody = new LengthBody(head.contentLength);
+    }
+    if (this.buf && (!this.reqBody || this.reqBody.done)) this.pauseClient(); // pipelined: later
+    this.path = requestPath(head.target);
+    this.route = this.ctx.router.route(head, this.path);
+    this.checkRate();
+  }
+
+  /** Set between requests on a kept-alive connection: the next byte starts the headers timeout. */
+  private awaitingFirstByte = false;
+
+  private checkRate(): void {
+    const { limiter, perIp } = this.ctx;
+    const route = this.route!;
+    if (!limiter || (!perIp && !route.rateLimit)) return this.dispatch();
+    const decide = (d: RateDecision, then: () => void) => {
+      if (this.st === St.Closed) return;
+      if (d.allowed) return then();
+      this.answer(429, ProxyError.rateLimited, 'too many requests from this client', false, Math.max(1, Math.ceil(d.retryAfterMs / 1000)));
+    };
+    const second = () => {
+      if (!route.rateLimit) return this.dispatch();
+      const d = limiter.take(`route:${route.name}:${this.ip}`, route.rateLimit);
+      if (d instanceof Promise) void d.then((r) => decide(r, () => this.dispatch()), () => this.dispatch());
+      else decide(d, () => this.dispatch());
+    };
+    if (!perIp) return second();
+    const d = limiter.take(`ip:${this.ip}`, perIp);
+    if (d instanceof Promise) void d.then((r) => decide(r, second), second);
+    else decide(d, second);
+  }
+
+  private dispatch(): void {
+    const route = this.route!;
+    if (route.room) return this.dispatchRoom();
+    const pool = route.pool;
+    if (!pool || !pool.available) {
+      return this.answer(503, ProxyError.noBackend, pool ? `no healthy backend in pool ${pool.name}` : `route ${route.name} has no pool`, false);
+    }
+    const head = this.head!;
+    const cfg = pool.config;
+    let u: Upstream | undefined;
+    if (cfg.sticky && this.attempts === 0) {
+      const id = serverIdFromCookie(readStickyCookie(headerValue(head, 'cookie'), cfg.sticky.cookie) ?? '');
+      if (id !== undefined) u = pool.pickById(id);
+    }
+    if (!u) {
+      u = pool.pick(this.hashKey(pool), this.tried ?? EMPTY);
+      // Pinned to nothing usable (new client, or its server is down): pin to this one (redispatch).
+      if (u && cfg.sticky) this.insertCookie = stickySetCookie(cfg.sticky.cookie, cookieValueFor(u.id), { secure: cfg.sticky.secure, ...(cfg.sticky.maxAgeSeconds ? { maxAgeSeconds: cfg.sticky.maxAgeSeconds } : {}) });
+    }
+    if (u) return this.assign(u);
+    if (!pool.enqueue(this)) return this.answer(503, ProxyError.queueFull, `every backend of pool ${pool.name} is at its maxconn and the queue is full`, false);
+    this.queuedOn = pool;
+    this.queuedUntil = this.ctx.now + cfg.queue.timeoutMs;
+    this.deadline = 0;
+  }
+
+  private hashKey(pool: PoolBalancer): string | undefined {
+    const h = pool.config.hash;
+    if (!h) return undefined;
+    const head = this.head!;
+    if (h.header) return headerValue(head, h.header.toLowerCase());
+    if (h.cookie) return readStickyCookie(headerValue(head, 'cookie'), h.cookie);
+    if (h.query) return queryParam(head.target, h.query);
+    return undefined;
+  }
+
+  /** Waiter: a backend has room (inflight already counted). */
+  granted(u: Upstream): void {
+    this.queuedOn = undefined;
+    if (this.st === St.Closed) {
+      this.releaseTo(u);
+      return;
+    }
+    if (this.pool?.config.sticky) this.insertCookie = stickySetCookie(this.pool.config.sticky.cookie, cookieValueFor(u.id), { secure: this.pool.config.sticky.secure });
+    this.assign(u);
+  }
+
+  /** Waiter: the queue timeout passed (called by the tick). */
+  queueExpired(): void {
+    this.queuedOn = undefined;
+    this.answer(503, ProxyError.queueTimeout, `no backend of pool ${this.route?.pool?.name ?? ''} had room within the queue timeout`, false);
+  }
+
+  private get pool(): PoolBalancer | undefined {
+    return this.route?.room ? undefined : this.route?.pool;
+  }
+
+  private dispatchRoom(): void {
+    const head = this.head!;
+    const roomId = Router.roomId(this.route!, head.target, this.path);
+    if (roomId === undefined) {
+      const where = this.route!.room!.query !== undefined ? `query parameter ${this.route!.room!.query}` : `path segment ${this.route!.room!.pathSegment}`;
+      return this.answer(400, ProxyError.badRequest, `roomId: missing (expected in the ${where})`, false);
+    }
+    const t = this.ctx.rooms.resolve(roomId);
+    const go = (r: RoomTarget) => {
+      if (this.st === St.Closed) {
+        if ('upstream' in r) this.ctx.rooms.release(r.upstream);
+        return;
+      }
+      if ('upstream' in r) this.assign(r.upstream);
+      else this.answer(r.status, r.error, r.message, false, r.status === 503 ? 1 : undefined);
+    };
+    if (t instanceof Promise) void t.then(go, () => go({ status: 503, error: ProxyError.noBackend, message: 'room lookup failed' }));
+    else go(t);
+  }
+
+  private assign(u: Upstream): void {
+    this.upstream = u;
+    const conn = u.take();
+    conn.handler = this;
+    this.conn = conn;
+    this.outHead ??= this.requestHead();
+    conn.write(this.outHead);
+    this.deadline = this.ctx.now + Math.min(this.ctx.limits.connectTimeoutMs, this.ctx.limits.serverTimeoutMs);
+    if (this.reqBody && !this.reqBody.done) this.pumpBody();
+  }
+
+  /** Sends buffered request-body bytes to the backend (passing through, framing unchanged). */
+  private pumpBody(): void {
+    const b = this.buf;
+    const body = this.reqBody!;
+    if (!b) return;
+    let n: number;
+    try {
+      n = body.advance(b, 0, b.length);
+    } catch (err) {
+      return this.fail(400, ProxyError.badRequest, (err as Error).message);
+    }
+    this.reqBodyBytes += n;
+    const max = this.ctx.limits.maxBodyBytes;
+    if (max > 0 && this.reqBodyBytes > max) return this.fail(413, ProxyError.bodyTooLarge, `request body is over the limit of ${max} bytes`);
+    this.buf = n < b.length ? b.subarray(n) : undefined;
+    if (n > 0 && !this.conn!.write(n === b.length ? b : b.subarray(0, n))) this.pauseClientUntilBackendDrains();
+    if (body.done && this.buf) this.pauseClient();
+    if (!this.resStarted) this.deadline = this.ctx.now + this.ctx.limits.serverTimeoutMs;
+  }
+
+  /** The request head as the backend gets it: hop-by-hop headers dropped, forwarding headers set. */
+  private requestHead(): Buffer {
+    const head = this.head!;
+    const sticky = this.pool?.config.sticky?.cookie;
+    let xff: string | undefined;
+    let cookies: string | undefined;
+    const drop = (i: number): boolean => {
+      switch (head.kinds[i]) {
+        case H.XForwardedFor: {
+          const v = fieldValue(head, i);
+          xff = xff === undefined ? v : `${xff}, ${v}`;
+          return true;
+        }
+        case H.XForwardedProto:
+        case H.XForwardedHost:
+        case H.XClientIp:
+          return true;
+        case H.Cookie: {
+          if (sticky === undefined) return false;
+          // `indirect`: the backend never sees the balancer's cookie.
+          const rest = stripStickyCookie(fieldValue(head, i), sticky);
+          if (rest !== undefined) cookies = cookies === undefined ? rest : `${cookies}; ${rest}`;
+          return true;
+        }
+        default:
+          return isHopByHop(head, i);
+      }
+    };
+    const extra = (): string => {
+      let s = cookies === undefined ? '' : `cookie: ${cookies}\r\n`;
+      s += `x-forwarded-for: ${xff === undefined ? '' : `${xff}, `}${this.ip}\r\nx-forwarded-proto: ${this.proto}\r\n`;
+      if (head.host !== undefined) s += `x-forwarded-host: ${head.host}\r\n`;
+      // seed 004: the client's address as `ip:port` (HAProxy `http-request set-header X-Client-IP %[src]:%[src_port]`).
+      s += `x-client-ip: ${this.ip.includes(':') ? `[${this.ip}]` : this.ip}:${this.port}\r\n`;
+      if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
+      else if (head.minor === 0) s += 'connection: close\r\n';
+      return s;
+    };
+    return rewriteHead(head, drop, extra);
+  }
+
+  // ---- backend side ------------------------------------------------------------------------
+
+  onData(buf: Buffer, n: number): boolean {
+    if (this.st === St.Tunnel) {
+      this.deadline = this.ctx.now + this.ctx.limits.tunnelTimeoutMs;
+      return this.socket.write(copy(buf, 0, n));
+    }
+    if (this.st !== St.Busy) return false;
+    if (!this.res) {
+      this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, buf.subarray(0, n)]) : copy(buf, 0, n);
+      return this.parseResponse();
+    }
+    const body = this.resBody!;
+    let used: number;
+    try {
+      used = body.advance(buf, 0, n);
+    } catch {
+      return this.abort();
+    }
+    this.deadline = this.ctx.now + this.ctx.limits.serverTimeoutMs;
+    const ok = used > 0 ? this.socket.write(copy(buf, 0, used)) : true;
+    if (used < n) this.conn!.uses = -1; // bytes past the answer: the backend is out of step
+    if (body.done) {
+      this.finish();
+      return true;
+    }
+    return ok;
+  }
+
+  private parseResponse(): boolean {
+    const head = this.head!;
+    for (;;) {
+      const rb = this.resBuf!;
+      let res: ResponseHead;
+      let end: number;
+      try {
+        end = findHeadEnd(rb, 0, rb.length, 64 * 1024, 502);
+        if (end === -1) return true;
+        res = parseResponseHead(rb, 0, end);
+      } catch (err) {
+        this.upstreamFailed(false);
+        this.fail(502, ProxyError.badGateway, `invalid response from backend: ${(err as Error).message}`);
+        return false;
+      }
+      if (res.status < 200 && res.status !== 101) {
+        // 1xx (100 Continue, 103 Early Hints): passed on to HTTP/1.1 clients, then the real answer.
+        if (head.minor === 1) this.socket.write(rb.subarray(0, end));
+        this.resBuf = end < rb.length ? rb.subarray(end) : undefined;
+        if (!this.resBuf) return true;
+        continue;
+      }
+      this.res = res;
+      this.resBuf = undefined;
+      const rest = rb.subarray(end);
+      if (res.status === 101) {
+        if (head.upgrade === undefined) {
+          this.upstreamFailed(false);
+          this.fail(502, ProxyError.badGateway, 'backend switched protocols without being asked');
+          return false;
+        }
+        return this.startTunnel(rb, end);
+      }
+      this.upstreamResult(res.status < 500);
+      if (!responseHasBody(head.method, res.status)) this.resBody = new LengthBody(0);
+      else if (res.chunked) this.resBody = new ChunkedBody(502);
+      else if (res.contentLength >= 0) this.resBody = new LengthBody(res.contentLength);
+      else {
+        this.resBody = new UntilCloseBody();
+        this.closeAfter = true;
+      }
+      if (this.ctx.draining || (this.reqBody && !this.reqBody.done)) this.closeAfter = true;
+      let used: number;
+      try {
+        used = this.resBody.advance(rest, 0, rest.length);
+      } catch {
+        this.abort();
+        return false;
+      }
+      if (used < rest.length) this.conn!.uses = -1;
+      const data = this.responseHead(res, used === rest.length ? rest : rest.subarray(0, used));
+      this.resStarted = true;
+      this.deadline = this.ctx.now + this.ctx.limits.serverTimeoutMs;
+      const ok = this.socket.write(data);
+      if (this.resBody.done) {
+        this.finish();
+        return true;
+      }
+      return ok;
+    }
+  }
+
+  /** The response head as the client gets it (hop-by-hop headers dropped), with `tail` after it. */
+  private responseHead(res: ResponseHead, tail: Buffer): Buffer {
+    const inserting = this.insertCookie !== undefined;
+    let cacheControlKept = false;
+    const drop = (i: number): boolean => {
+      if (inserting && res.kinds[i] === H.CacheControl) {
+        // `nocache`: a response that pins a client must never be served to others from a cache.
+        if (!/private|no-store|no-cache/i.test(fieldValue(res, i))) return true;
+        cacheControlKept = true;
+        return false;
+      }
+      return isHopByHop(res, i);
+    };
+    const extra = (): string => {
+      let s = '';
+      if (inserting) s += `set-cookie: ${this.insertCookie}\r\n${cacheControlKept ? '' : 'cache-control: private\r\n'}`;
+      if (this.closeAfter) s += 'connection: close\r\n';
+      else if (this.head!.minor === 0) s += 'connection: keep-alive\r\n';
+      return s;
+    };
+    return rewriteHead(res, drop, extra, tail);
+  }
+
+  private startTunnel(rb: Buffer, end: number): boolean {
+    this.st = St.Tunnel;
+    this.resStarted = true;
+    this.upstreamResult(true);
+    this.socket.write(rb); // the 101 head as the backend sent it, and any first frames after it
+    this.deadline = this.ctx.now + this.ctx.limits.tunnelTimeoutMs;
+    this.record(101);
+    if (this.buf) {
+      this.conn!.write(this.buf);
+      this.buf = undefined;
+    }
+    this.resumeClient();
+    void end;
+    return true;
+  }
+
+  onClose(err: Error | undefined, connected: boolean): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    if (this.st === St.Closed) return;
+    if (this.st === St.Tunnel) {
+      this.releaseUpstream();
+      this.socket.end();
+      this.st = St.Closed;
+      return;
+    }
+    if (this.res && this.resBody instanceof UntilCloseBody) {
+      this.resBody.done = true;
+      return this.finish();
+    }
+    if (this.resStarted) {
+      this.abort();
+      return;
+    }
+    // Nothing reached the client yet: the request may go to another backend.
+    const reused = conn !== undefined && conn.uses > 0;
+    if (!reused || !connected) this.upstreamResult(false);
+    const head = this.head!;
+    const pool = this.pool;
+    const u = this.upstream;
+    const bodyless = this.reqBody === undefined;
+    if (pool && u && bodyless && isIdempotent(head.method) && this.attempts < pool.config.retries) {
+      this.attempts++;
+      // A kept-alive connection the backend closed meanwhile says nothing about the backend.
+      if (!reused) (this.tried ??= new Set()).add(u.id);
+      this.releaseUpstream();
+      this.resBuf = undefined;
+      this.ctx.retried(pool.name);
+      return this.dispatch();
+    }
+    if (this.room && u && bodyless && isIdempotent(head.method) && reused && this.attempts === 0) {
+      this.attempts++;
+      this.resBuf = undefined;
+      return this.assign(u);
+    }
+    this.fail(connected ? 502 : 503, ProxyError.badGateway, connected ? `backend closed the connection before answering (${err?.message ?? 'closed'})` : `cannot connect to a backend (${err?.message ?? 'refused'})`);
+  }
+
+  private get room(): boolean {
+    return this.route?.room !== undefined;
+  }
+
+  /** The answer is complete: the backend connection goes back to the pool, the client waits for more. */
+  private finish(): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    const res = this.res!;
+    const reusable = conn !== undefined && conn.alive && conn.uses >= 0 && !res.close && !(this.resBody instanceof UntilCloseBody) && (!this.reqBody || this.reqBody.done);
+    if (conn) {
+      if (reusable) this.upstream!.putIdle(conn);
+      else conn.destroy();
+    }
+    this.record(res.status);
+    this.releaseUpstream();
+    this.next();
+  }
+
+  /** Ready for the next request on this connection (or closes it). */
+  private next(): void {
+    if (this.closeAfter || this.ctx.draining) {
+      this.st = St.Closed;
+      this.socket.end();
+      this.ctx.conns.delete(this);
+      return;
+    }
+    this.st = St.Head;
+    this.head = undefined;
+    this.route = undefined;
+    this.reqBody = undefined;
+    this.reqBodyBytes = 0;
+    this.outHead = undefined;
+    this.res = undefined;
+    this.resBody = undefined;
+    this.resBuf = undefined;
+    this.resStarted = false;
+    this.attempts = 0;
+    this.tried = undefined;
+    this.insertCookie = undefined;
+    this.deadline = this.ctx.now + this.ctx.limits.keepAliveTimeoutMs;
+    this.awaitingFirstByte = true;
+    this.resumeClient();
+    if (this.buf) this.parseHead();
+  }
+
+  // ---- outcomes ----------------------------------------------------------------------------
+
+  private upstreamResult(ok: boolean): void {
+    const pool = this.pool;
+    if (pool && this.upstream) pool.record(this.upstream, ok, this.ctx.now);
+  }
+
+  private upstreamFailed(_connected: boolean): void {
+    this.upstreamResult(false);
+  }
+
+  private releaseTo(u: Upstream): void {
+    const pool = this.pool;
+    if (pool) pool.release(u);
+    else this.ctx.rooms.release(u);
+  }
+
+  private releaseUpstream(): void {
+    const u = this.upstream;
+    if (!u) return;
+    this.upstream = undefined;
+    this.releaseTo(u);
+  }
+
+  private record(status: number, error?: string): void {
+    const head = this.head;
+    if (!head) return;
+    this.ctx.record({
+      pool: this.room ? 'rooms' : (this.route?.pool?.name ?? ''),
+      route: this.route?.name ?? '',
+      upstream: this.upstream,
+      method: head.method,
+      target: head.target,
+      status,
+      seconds: (performance.now() - this.started) / 1000,
+      client: this.ip,
+      error,
+    });
+  }
+
+  /** The proxy answers the request itself; the connection stays open unless `close`. */
+  private answer(status: number, error: string, message: string, close: boolean, retryAfterSeconds?: number): void {
+    // A request body not read yet cannot be skipped reliably: close after answering.
+    const unreadBody = this.reqBody !== undefined && !this.reqBody.done && this.conn === undefined;
+    this.closeAfter = this.closeAfter || close || unreadBody;
+    this.socket.write(errorResponse(status, error, message, { close: this.closeAfter, retryAfterSeconds, minor: this.head?.minor ?? 1 }), 'latin1');
+    this.record(status, error);
+    this.releaseUpstream();
+    if (this.queuedOn) {
+      this.queuedOn.dequeue(this);
+      this.queuedOn = undefined;
+    }
+    this.next();
+  }
+
+  /** An error during an exchange: answered when nothing was sent yet, else the connection is cut. */
+  private fail(status: number, error: string, message: string): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.destroy();
+    if (this.resStarted) {
+      this.abort();
+      return;
+    }
+    this.answer(status, error, message, true);
+  }
+
+  private answerAndClose(status: number, error: string, message: string): void {
+    this.st = St.Busy;
+    this.closeAfter = true;
+    this.socket.write(errorResponse(status, error, message, { close: true }), 'latin1');
+    this.st = St.Closed;
+    this.socket.end();
+    this.ctx.conns.delete(this);
+  }
+
+  /** Cuts both sides (an answer half-sent cannot be repaired). */
+  private abort(): boolean {
+    if (this.head && this.st !== St.Closed) this.record(this.res?.status ?? 502, 'aborted');
+    this.close();
+    return false;
+  }
+
+  /** The tick found the current wait over. */
+  timeout(): void {
+    switch (this.st) {
+      case St.Head:
+        if (this.buf && !this.awaitingFirstByte) this.answerAndClose(408, ProxyError.requestTimeout, 'the request head did not arrive in time');
+        else this.close();
+        return;
+      case St.Busy:
+        if (this.resStarted || !this.conn) return void this.abort();
+        this.upstreamResult(false);
+        this.fail(504, ProxyError.gatewayTimeout, 'the backend did not answer in time');
+        return;
+      default:
+        this.close();
+    }
+  }
+
+  /** Closes the connection and everything it holds. Idempotent. */
+  close(): void {
+    if (this.st === St.Closed && !this.conn && !this.upstream) {
+      this.ctx.conns.delete(this);
+      this.socket.destroy();
+      return;
+    }
+    this.st = St.Closed;
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.destroy();
+    if (this.queuedOn) {
+      this.queuedOn.dequeue(this);
+      this.queuedOn = undefined;
+    }
+    this.releaseUpstream();
+    this.ctx.conns.delete(this);
+    this.socket.destroy();
+  }
+
+  /** Graceful shutdown: an idle connection closes now, a busy one after its answer. */
+  drain(): void {
+    if (this.st === St.Head && !this.buf) this.close();
+  }
+}
+
+function copy(buf: Buffer, from: number, to: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from);
+  buf.copy(out, 0, from, to);
+  return out;
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`: backends see the address the client used. */
+function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

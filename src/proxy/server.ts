@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server as TlsServer } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { BucketSpec } from '../core/token-bucket.js';
+import type { NetworkPolicy } from '../security/network-policy.js';
+import { PoolBalancer } from './balancer.js';
+import { ClientConn, type ExchangeRecord, type ProxyContext } from './connection.js';
+import type { Directory } from './directory.js';
+import { ProxyMetrics } from './metrics.js';
+import type { RateLimiter } from './rate-limit/index.js';
+import { RoomRouter } from './rooms.js';
+import { Router } from './router.js';
+import { HttpPoolSchema, type HttpPoolConfig, type ProxyConfig } from './schema.js';
+import { Value } from 'typebox/value';
+
+/** How often deadlines, queue timeouts, ejections and slow start are looked at. */
+const TICK_MS = 100;
+
+export interface ProxyServerOptions {
+  config: ProxyConfig;
+  /** The http pools the proxy balances (their backends come from the directory). */
+  pools: readonly string[];
+  directory: Directory;
+  registry: Registry;
+  logger: Logger;
+  networkPolicy?: NetworkPolicy;
+  limiter?: RateLimiter;
+}
+
+/** The pool settings for `name`: its configured section, or the defaults. */
+export function poolConfig(config: ProxyConfig, name: string): HttpPoolConfig {
+  return config.pools[name] ?? (Value.Default(HttpPoolSchema, {}) as HttpPoolConfig);
+}
+
+/**
+ * The HTTP/WebSocket data plane of one process: listeners (plain and TLS), the client
+ * connections, one balancer per pool, room routing, the tick that runs every timeout.
+ */
+export class ProxyServer {
+  readonly balancers = new Map<string, PoolBalancer>();
+  readonly rooms: RoomRouter;
+  private readonly ctx: ProxyContext;
+  private readonly servers: (NetServer | TlsServer)[] = [];
+  private tick: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: () => void;
+  private readonly metrics: ProxyMetrics;
+
+  constructor(private readonly o: ProxyServerOptions) {
+    const { config } = o;
+    this.metrics = new ProxyMetrics(o.registry, () => this.balancers.values(), () => this.ctx.conns.size, o.logger.child({ component: 'proxy' }), config.accessLog.sampleRate);
+    for (const name of o.pools) {
+      this.balancers.set(name, new PoolBalancer(name, poolConfig(config, name), config.limits.maxIdlePerBackend, o.networkPolicy, Math.random, (u) => this.metrics.forget(u)));
+    }
+    this.rooms = new RoomRouter(o.directory, config.limits.maxIdlePerBackend, o.networkPolicy);
+    const perIp: BucketSpec | undefined = config.rateLimit.perIp ? { rate: config.rateLimit.perIp.rate, burst: config.rateLimit.perIp.burst ?? Math.max(1, Math.ceil(config.rateLimit.perIp.rate)) } : undefined;
+    const metrics = this.metrics;
+    this.ctx = {
+      limits: config.limits,
+      router: new Router(config.routes, this.balancers.get(config.defaultPool), this.balancers),
+      now: Date.now(),
+      rooms: this.rooms,
+      limiter: o.limiter,
+      perIp,
+      draining: false,
+      conns: new Set(),
+      record: (r: ExchangeRecord) => metrics.record(r),
+      retried: (pool: string) => metrics.retried(pool),
+    };
+    const now = Date.now();
+    for (const b of this.balancers.values()) b.sync(o.directory.servers(b.name), now);
+    this.unsubscribe = o.directory.subscribe((pool) => this.balancers.get(pool)?.sync(o.directory.servers(pool), Date.now()));
+  }
+
+  /** Starts the listeners: plain HTTP on config.port, TLS on config.tls.port when configured. */
+  async listen(): Promise<{ port: number; tlsPort?: number }> {
+    const { config } = this.o;
+    const plain = createNetServer({ noDelay: true }, (s) => this.accept(s, 'http'));
+    plain.maxConnections = config.limits.maxConnections;
+    this.servers.push(plain);
+    const port = await listenOn(plain, config.host, config.port);
+    let tlsPort: number | undefined;
+    if (config.tls) {
+      const secure = createTlsServer({ SNICallback: sniCallback(config.tls.certs), ...readPair(config.tls.certs[0]!) }, (s) => this.accept(s, 'https'));
+      secure.maxConnections = config.limits.maxConnections;
+      // A failed handshake is the client's problem, never the process's.
+      secure.on('tlsClientError', () => undefined);
+      this.servers.push(secure);
+      tlsPort = await listenOn(secure, config.host, config.tls.port);
+    }
+    this.tick = setInterval(() => this.onTick(), TICK_MS);
+    this.tick.unref();
+    return tlsPort === undefined ? { port } : { port, tlsPort };
+  }
+
+  private accept(socket: Socket, proto: 'http' | 'https'): void {
+    socket.on('error', () => undefined);
+    if (this.ctx.draining) {
+      socket.destroy();
+      return;
+    }
+    new ClientConn(socket, this.ctx, proto);
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    this.ctx.now = now;
+    for (const c of this.ctx.conns) if (c.deadline !== 0 && c.deadline <= now) c.timeout();
+    for (const b of this.balancers.values()) {
+      b.refresh(now);
+      for (const w of b.expired(now)) (w as ClientConn).queueExpired();
+    }
+    this.rooms.prune();
+  }
+
+  /** Client connections open now. */
+  get connections(): number {
+    return this.ctx.conns.size;
+  }
+
+  /**
+   * Graceful stop: no new connections; idle keep-alive connections close at once, busy ones after
+   * their answer, WebSockets when they end; whatever is left after `graceMs` is cut.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.ctx.draining = true;
+    this.unsubscribe();
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const deadline = Date.now() + graceMs;
+    while (this.ctx.conns.size > 0 && Date.now() < deadline) {
+      for (const c of this.ctx.conns) c.drain();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const c of [...this.ctx.conns]) c.close();
+    clearInterval(this.tick);
+    for (const b of this.balancers.values()) b.close();
+    this.rooms.close();
+    await closed;
+    await this.o.limiter?.close();
+  }
+}
+
+function listenOn(server: NetServer | TlsServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function readPair(c: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(c.cert), key: readFileSync(c.key) };
+}
+
+/** SNI: exact names first, then `*.suffix` wildcards, else the first certificate. */
+function sniCallback(certs: ProxyConfig['tls'] extends infer T ? (T extends { certs: infer C } ? C : never) : never): (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void {
+  const exact = new Map<string, SecureContext>();
+  const wildcard: [string, SecureContext][] = [];
+  const first = createSecureContext(readPair(certs[0]!));
+  for (const c of certs) {
+    const ctx = createSecureContext(readPair(c));
+    for (const n of c.servernames ?? []) {
+      if (n.startsWith('*.')) wildcard.push([n.slice(1).toLowerCase(), ctx]);
+      else exact.set(n.toLowerCase(), ctx);
+    }
+  }
+  return (name, cb) => {
+    const n = name.toLowerCase();
+    const hit = exact.get(n) ?? wildcard.find(([suffix]) => n.endsWith(suffix))?.[1];
+    cb(null, hit ?? first);
+  };
+}

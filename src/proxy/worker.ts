@@ -1,0 +1,46 @@
+/**
+ * A proxy worker process (src/proxy/cluster.ts): started by the primary with node:cluster, it
+ * proxies on the shared listener and gets everything else from the primary.
+ */
+import { AggregatorRegistry, Registry } from 'prom-client';
+import { redisConnection } from '../config/load.js';
+import { createLogger } from '../switchboard.js';
+import { NetworkPolicy } from '../security/network-policy.js';
+import { IpcDirectory, type FromWorker, type ToWorker } from './cluster.js';
+import { createRateLimiter, type RateLimiter } from './rate-limit/index.js';
+import { ProxyServer } from './server.js';
+
+let proxy: ProxyServer | undefined;
+let directory: IpcDirectory | undefined;
+const send = (m: FromWorker) => process.send?.(m);
+
+process.on('message', (m: ToWorker) => {
+  if (m.sb === 'init') void start(m).catch((err: unknown) => {
+    send({ sb: 'failed', message: (err as Error).message });
+    process.exit(1);
+  });
+  else if (m.sb === 'close') void (proxy?.close(m.graceMs) ?? Promise.resolve()).finally(() => process.exit(0));
+  else directory?.onMessage(m);
+});
+// The primary decides when to stop; a signal to the whole group must not cut requests short.
+process.on('SIGTERM', () => undefined);
+process.on('SIGINT', () => undefined);
+process.on('disconnect', () => process.exit(0));
+send({ sb: 'ready' });
+
+async function start(m: Extract<ToWorker, { sb: 'init' }>): Promise<void> {
+  const { config } = m;
+  const logger = createLogger(config).child({ worker: process.pid });
+  directory = new IpcDirectory(m.servers);
+  const registry = new Registry();
+  AggregatorRegistry.setRegistries([registry]);
+  const limited = config.proxy.rateLimit.perIp !== undefined || config.proxy.routes.some((r) => r.rateLimit !== undefined);
+  let limiter: RateLimiter | undefined;
+  if (limited) {
+    limiter = config.proxy.rateLimit.store === 'redis' ? createRateLimiter({ redis: redisConnection(config), prefix: `${config.store.redis.prefix}:`, logger }) : createRateLimiter({});
+    await (limiter as { ready?: (ms: number) => Promise<boolean> }).ready?.(5_000);
+  }
+  proxy = new ProxyServer({ config: config.proxy, pools: m.pools, directory, registry, logger, networkPolicy: NetworkPolicy.fromConfig(config.security), ...(limiter ? { limiter } : {}) });
+  const { port, tlsPort } = await proxy.listen();
+  send({ sb: 'listening', port, ...(tlsPort !== undefined ? { tlsPort } : {}) });
+}
