@@ -4,7 +4,7 @@ import type { BucketSpec } from '../core/token-bucket.js';
 import { cookieValueFor, readStickyCookie, serverIdFromCookie, stickySetCookie, stripStickyCookie } from '../core/policies/sticky-cookie.js';
 import type { PoolBalancer, Waiter } from './balancer.js';
 import { ChunkedBody, LengthBody, UntilCloseBody, type BodyTracker } from './http1/body.js';
-import { fieldValue, findHeadEnd, H, HeadError, headerValue, isHopByHop, isIdempotent, parseRequestHead, parseResponseHead, responseHasBody, rewriteHead, valueOf, type RequestHead, type ResponseHead } from './http1/head.js';
+import { fieldValue, findHeadEnd, H, HeadError, headerValue, isHopByHop, isIdempotent, parseRequestHead, parseResponseHead, responseHasBody, rewriteHead, type RequestHead, type ResponseHead } from './http1/head.js';
 import type { RateDecision, RateLimiter } from './rate-limit/index.js';
 import { codeForHeadError, errorResponse, ProxyError } from './respond.js';
 import { queryParam, requestPath, Router, type Route } from './router.js';
