@@ -16,7 +16,8 @@ COPY package.json ./
 COPY bin ./bin
 COPY config ./config
 USER node
-EXPOSE 3001
+# 3001: the API; 8080: the HTTP/WebSocket proxy when backends are configured (PORT, config/backends.json)
+EXPOSE 3001 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.APP_PORT||3001)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["node", "bin/switchboard.js"]
