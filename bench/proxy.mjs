@@ -4,7 +4,16 @@
 //   --duration <s>   measured seconds per run (10)       --rounds <n>   rounds (3)
 //   --warmup <s>     un-measured wrk run before each (2) --quick        3 s, 1 round, 1 s warm-up
 //   --only <list>    runs to do, comma separated: haproxy, switchboard-1, switchboard-2, nginx, direct,
-//                    node, ws (default: all)
+//                    node, ws, switchboard-redis, switchboard-ratelimit-local, switchboard-ratelimit-redis
+//                    (default: all but the last three; they come with --shared)
+//   --shared         also measure what each shared option costs, each beside HAProxy runs and compared
+//                    with switchboard-1 ("cost of shared options"); all single process, same backends:
+//                      switchboard-redis            the Redis store (REDIS_URL to a redis-server the bench
+//                                                   starts: --save '' --appendonly no, in its work dir)
+//                      switchboard-ratelimit-local  a per-IP rate limit that never refuses, memory store
+//                      switchboard-ratelimit-redis  the same limit with rateLimit.store: redis (shared
+//                                                   buckets: one Lua call to Redis per request)
+//                    Needs redis-server on PATH for the two Redis runs.
 //   --ws-connections <n> (32), --ws-size <bytes> (32)
 //   BENCH_SB_ARGS="--flag x"   extra arguments for `switchboard serve`; BENCH_SB_ENV='{"K":"v"}' extra env
 //   BENCH_SB_BIN=path           script run instead of bin/switchboard.js (same arguments and env)
@@ -14,6 +23,7 @@
 // Needs wrk, nginx and haproxy on PATH (or /usr/sbin).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +37,7 @@ const { values: argv } = parseArgs({
     warmup: { type: 'string' },
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    shared: { type: 'boolean', default: false },
     'ws-connections': { type: 'string', default: '32' },
     'ws-size': { type: 'string', default: '32' },
   },
@@ -49,19 +60,40 @@ const RUNS = {
   nginx: { name: 'nginx (1 worker)' },
   direct: { name: 'direct to a backend' },
   node: { name: 'node:http + undici Pool' },
+  // --shared: one shared option each, single process, compared with switchboard-1. `redis` needs the
+  // bench's redis-server (REDIS_URL); `config` is written to a YAML file passed with --config-file (a
+  // `proxy:` section turns the proxy on; the backends still come from --backends).
+  'switchboard-redis': { name: 'Switchboard, 1 process, Redis store', switchboard: 1, shared: true, option: 'Redis store (REDIS_URL)', redis: true },
+  'switchboard-ratelimit-local': {
+    name: 'Switchboard, 1 process, per-IP rate limit (local)',
+    switchboard: 1,
+    shared: true,
+    option: 'per-IP rate limit, local buckets (memory store)',
+    config: 'proxy:\n  rateLimit:\n    perIp: { rate: 1000000000, burst: 1000000000 }\n',
+  },
+  'switchboard-ratelimit-redis': {
+    name: 'Switchboard, 1 process, per-IP rate limit (Redis)',
+    switchboard: 1,
+    shared: true,
+    option: 'per-IP rate limit, shared buckets (rateLimit.store: redis, REDIS_URL)',
+    config: 'proxy:\n  rateLimit:\n    perIp: { rate: 1000000000, burst: 1000000000 }\n    store: redis\n',
+    redis: true,
+  },
 };
+const SHARED = Object.keys(RUNS).filter((k) => RUNS[k].shared);
 const only = argv.only ? new Set(argv.only.split(',').map((s) => s.trim()).filter(Boolean)) : undefined;
 for (const k of only ?? []) if (!(k in RUNS) && k !== 'ws') throw new Error(`--only: unknown run "${k}" (known: ${Object.keys(RUNS).join(', ')}, ws)`);
-const wanted = (k) => !only || only.has(k);
+// The shared-option runs are left out by default; --shared adds them (--only names them itself).
+const wanted = (k) => (only ? only.has(k) : !RUNS[k]?.shared || argv.shared);
 
 // ---------------------------------------------------------------------------------------------
 // Switchboard's command line: the one place to adjust when the proxy's flags or env change.
 // PORT is the proxy's listener, APP_PORT the control-plane API.
-function switchboardCommand({ workers, proxyPort, apiPort, backendsFile }) {
+function switchboardCommand({ workers, proxyPort, apiPort, backendsFile, configFile, env = {} }) {
   const extraArgs = (process.env.BENCH_SB_ARGS ?? '').split(/\s+/).filter(Boolean);
   const extraEnv = process.env.BENCH_SB_ENV ? JSON.parse(process.env.BENCH_SB_ENV) : {};
   return {
-    args: [process.env.BENCH_SB_BIN ?? 'bin/switchboard.js', 'serve', '--backends', backendsFile, ...extraArgs],
+    args: [process.env.BENCH_SB_BIN ?? 'bin/switchboard.js', 'serve', '--backends', backendsFile, ...(configFile ? ['--config-file', configFile] : []), ...extraArgs],
     env: {
       HOST: '127.0.0.1',
       PORT: String(proxyPort),
@@ -69,6 +101,7 @@ function switchboardCommand({ workers, proxyPort, apiPort, backendsFile }) {
       WORKER_COUNT: String(workers),
       HEALTH_CHECK_INTERVAL: '2000',
       LOG_LEVEL: 'warn',
+      ...env,
       ...extraEnv,
     },
   };
@@ -183,6 +216,39 @@ async function waitOk(child, url, timeoutMs) {
     }
     if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
     await sleep(200);
+  }
+}
+
+/** Waits until a redis-server answers PING; rejects early with its own words if it exits. */
+async function waitRedis(child, port, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const said = child.stderrTail.trim().split('\n').slice(-3).join(' | ');
+      throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode})${said ? `: ${said}` : ''}`);
+    }
+    try {
+      const reply = await new Promise((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+        let got = '';
+        s.setTimeout(2000, () => s.destroy(new Error('timeout')));
+        s.on('data', (d) => {
+          got += d;
+          if (got.includes('\r\n')) {
+            s.destroy();
+            resolve(got.trim());
+          }
+        });
+        s.on('error', reject);
+      });
+      if (reply === '+PONG') return;
+      last = reply;
+    } catch (err) {
+      last = err.code ?? err.message;
+    }
+    if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not answer PING within ${timeoutMs / 1000} s (last: ${last})`);
+    await sleep(100);
   }
 }
 
@@ -394,7 +460,7 @@ async function bench() {
   log(`${rounds} round(s) of ${duration} s per run (+${warmup} s warm-up), wrk -t1 -c${CONNECTIONS}`);
 
   const ports = {};
-  for (const k of ['b1', 'b2', 'haproxy', 'haproxyWs', 'nginx', 'node', 'echo', 'sb1', 'sb1api', 'sb2', 'sb2api', 'sbws', 'sbwsapi']) ports[k] = await freePort();
+  for (const k of ['b1', 'b2', 'haproxy', 'haproxyWs', 'nginx', 'node', 'echo', 'sb1', 'sb1api', 'sb2', 'sb2api', 'sbws', 'sbwsapi', 'redis', ...SHARED.flatMap((s) => [s, `${s}-api`])]) ports[k] = await freePort();
   const backends = [ports.b1, ports.b2];
 
   // The processes under test; their CPU is read from /proc around each run.
@@ -430,22 +496,52 @@ async function bench() {
 
   // Switchboard: started as processes; a missing proxy, flag or dist/ makes its rows "not available".
   const unavailable = {};
+
+  // The Redis the shared-option runs use: a throwaway redis-server in the work dir, nothing saved.
+  const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+  if (SHARED.some((k) => RUNS[k].redis && wanted(k))) {
+    let redisBin;
+    try {
+      redisBin = which('redis-server', ['/usr/sbin', '/usr/local/bin']);
+    } catch (err) {
+      for (const k of SHARED) if (RUNS[k].redis && wanted(k)) unavailable[k] = err.message;
+    }
+    if (redisBin) {
+      log(`starting redis-server on ${ports.redis} (--save '' --appendonly no, dir ${tmp})`);
+      procs.redis = spawnTracked('redis', redisBin, ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], {}, { echoStderr: true });
+      try {
+        await waitRedis(procs.redis, ports.redis, 10_000);
+      } catch (err) {
+        for (const k of SHARED) if (RUNS[k].redis && wanted(k)) unavailable[k] = err.message;
+        stop(procs.redis);
+        delete procs.redis;
+      }
+    }
+  }
+
   const sbTargets = [
     ['switchboard-1', 1, ports.sb1, ports.sb1api, backends],
     ['switchboard-2', 2, ports.sb2, ports.sb2api, backends],
+    ...SHARED.map((k) => [k, 1, ports[k], ports[`${k}-api`], backends]),
     ...(wsWanted ? [['switchboard-ws', 1, ports.sbws, ports.sbwsapi, [ports.echo]]] : []),
   ].filter(([k]) => k === 'switchboard-ws' || wanted(k));
   const sbCommands = {};
   for (const [key, workers, proxyPort, apiPort, bes] of sbTargets) {
     const backendsFile = `${tmp}/${key}-backends.json`;
     writeFileSync(backendsFile, JSON.stringify({ backends: bes.map((port) => ({ host: '127.0.0.1', port })) }));
-    const cmd = switchboardCommand({ workers, proxyPort, apiPort, backendsFile });
-    sbCommands[key] = { args: cmd.args, env: cmd.env, backends: bes };
+    let configFile;
+    if (RUNS[key]?.config) writeFileSync((configFile = `${tmp}/${key}.yaml`), RUNS[key].config);
+    // Each Redis run gets its own key prefix, so the two instances on the one redis-server are not
+    // one cluster sharing state.
+    const redisEnv = RUNS[key]?.redis ? { REDIS_URL: redisUrl, REDIS_PREFIX: `bench-${key}` } : {};
+    const cmd = switchboardCommand({ workers, proxyPort, apiPort, backendsFile, configFile, env: redisEnv });
+    sbCommands[key] = { args: cmd.args, env: cmd.env, backends: bes, ...(configFile ? { config: RUNS[key].config } : {}) };
+    if (unavailable[key]) continue;
     if (!process.env.BENCH_SB_BIN && !existsSync('dist/cli/main.js')) {
       unavailable[key] = 'dist/ is missing: run `npm run build`';
       continue;
     }
-    log(`starting ${key}: ${Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`).join(' ')} node ${cmd.args.join(' ')}`);
+    log(`starting ${key}: ${Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`).join(' ')} node ${cmd.args.join(' ')}${configFile ? ` (${path.basename(configFile)}: ${JSON.stringify(RUNS[key].config)})` : ''}`);
     procs[key] = spawnTracked(key, process.execPath, cmd.args, cmd.env);
   }
 
@@ -459,6 +555,7 @@ async function bench() {
     'switchboard-1': `http://127.0.0.1:${ports.sb1}/`,
     'switchboard-2': `http://127.0.0.1:${ports.sb2}/`,
     'switchboard-ws': `http://127.0.0.1:${ports.sbws}/`,
+    ...Object.fromEntries(SHARED.map((k) => [k, `http://127.0.0.1:${ports[k]}/`])),
   };
   if (procs.echo) await waitOk(procs.echo, `http://127.0.0.1:${ports.echo}/`, 10_000);
   await Promise.all(
@@ -484,7 +581,7 @@ async function bench() {
   const sbAvail = (k) => wanted(k) && procs[k];
   const order = [];
   if (wanted('haproxy')) order.push('haproxy');
-  for (const k of ['switchboard-1', 'switchboard-2']) if (sbAvail(k)) order.push(k, ...(wanted('haproxy') ? ['haproxy'] : []));
+  for (const k of ['switchboard-1', 'switchboard-2', ...SHARED]) if (sbAvail(k)) order.push(k, ...(wanted('haproxy') ? ['haproxy'] : []));
   for (const k of ['nginx', 'direct', 'node']) if (wanted(k)) order.push(k);
   const urlOf = (k) => readyUrl[k];
 
@@ -521,12 +618,13 @@ async function bench() {
         cpuPerRequest,
         proxyCpuUsPerRequest: procs[key] ? cpuUs[key] / n : undefined,
         proxyCores: procs[key] ? cpuUs[key] / elapsedUs : undefined,
+        redisCpuUsPerRequest: procs.redis ? cpuUs.redis / n : undefined,
         foreignCores: Math.max(0, busy - ours) / elapsedUs,
       };
       seq.push(result);
       results.push(result);
       log(
-        `${label}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ${result.errors} errors; ` +
+        `${label}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ${result.errors} errors${r.non2xx ? ` (${r.non2xx} non-2xx responses)` : ''}; ` +
           `CPU µs/request ${Object.entries(cpuPerRequest).map(([k, v]) => `${k} ${v}`).join(', ')}; other processes ${result.foreignCores.toFixed(2)} cores`,
       );
     }
@@ -570,6 +668,7 @@ async function bench() {
       p99Ratio: median(rs.map((r) => r.p99Ratio)),
       proxyCpuUsPerRequest: median(rs.map((r) => r.proxyCpuUsPerRequest)),
       backendsCpuUsPerRequest: median(rs.map((r) => r.cpuPerRequest.backends ?? 0)),
+      redisCpuUsPerRequest: median(rs.map((r) => r.redisCpuUsPerRequest)),
       errors: rs.reduce((a, r) => a + r.errors, 0),
       rpsPerRound: rs.map((r) => Math.round(r.rps)),
     };
@@ -582,9 +681,51 @@ async function bench() {
       `| ${s.name} | ${fmt(s.rps)} (${s.rpsPerRound.map((x) => fmt(x)).join(', ')}) | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${s.key === 'haproxy' ? '1.00×' : ratio(s.rpsRatio)} | ${s.key === 'haproxy' ? '1.00×' : ratio(s.p50Ratio)} | ${s.key === 'haproxy' ? '1.00×' : ratio(s.p99Ratio)} | ${fmt(s.proxyCpuUsPerRequest, 1)} | ${fmt(s.backendsCpuUsPerRequest, 1)} | ${s.errors} |`,
     );
   }
-  for (const k of ['switchboard-1', 'switchboard-2']) if (wanted(k) && unavailable[k]) console.log(`| ${RUNS[k].name} | not available (${unavailable[k]}) | | | | | | | | |`);
+  for (const k of ['switchboard-1', 'switchboard-2', ...SHARED]) if (wanted(k) && unavailable[k]) console.log(`| ${RUNS[k].name} | not available (${unavailable[k]}) | | | | | | | | |`);
   const loaded = results.filter((r) => r.foreignCores > 0.25);
   if (loaded.length) console.log(`\nWARNING: other processes used > 0.25 cores during ${loaded.length} of ${results.length} runs (${loaded.map((r) => `#${r.index + 1}`).join(', ')}): those numbers are not comparable; rerun on a quiet machine.`);
+
+  // Cost of each shared option: its run against switchboard-1's in the same round (both are single
+  // process on the same backends), medians over the rounds. "HAProxy-normalised" divides the two
+  // runs' ratios to their neighbouring HAProxy runs instead (less sensitive to drift between them).
+  const costs = [];
+  const sharedRan = SHARED.filter((k) => wanted(k) && procs[k]);
+  if (sharedRan.length) {
+    console.log(`\nCost of shared options (against ${RUNS['switchboard-1'].name}; medians over ${rounds} round(s) of the per-round comparison):`);
+    if (!procs['switchboard-1']) console.log(`- not computed: ${RUNS['switchboard-1'].name} did not run${unavailable['switchboard-1'] ? ` (${unavailable['switchboard-1']})` : ' (add switchboard-1 to --only)'}`);
+  }
+  for (const k of procs['switchboard-1'] ? sharedRan : []) {
+    const pairs = [];
+    for (let round = 0; round < rounds; round++) {
+      const a = results.find((r) => r.key === k && r.round === round);
+      const b = results.find((r) => r.key === 'switchboard-1' && r.round === round);
+      if (a && b) pairs.push([a, b]);
+    }
+    const c = {
+      key: k,
+      option: RUNS[k].option,
+      rounds: pairs.length,
+      rps: median(pairs.map(([a]) => a.rps)),
+      baseRps: median(pairs.map(([, b]) => b.rps)),
+      rpsRelative: median(pairs.map(([a, b]) => a.rps / b.rps)),
+      rpsRelativeHaproxyNormalised: median(pairs.map(([a, b]) => a.rpsRatio / b.rpsRatio)),
+      cpuUsPerRequest: median(pairs.map(([a]) => a.proxyCpuUsPerRequest)),
+      baseCpuUsPerRequest: median(pairs.map(([, b]) => b.proxyCpuUsPerRequest)),
+      cpuRelative: median(pairs.map(([a, b]) => a.proxyCpuUsPerRequest / b.proxyCpuUsPerRequest)),
+      cpuExtraUsPerRequest: median(pairs.map(([a, b]) => a.proxyCpuUsPerRequest - b.proxyCpuUsPerRequest)),
+      p99Relative: median(pairs.map(([a, b]) => a.p99 / b.p99)),
+      redisCpuUsPerRequest: RUNS[k].redis ? median(pairs.map(([a]) => a.redisCpuUsPerRequest)) : undefined,
+      errors: pairs.reduce((n, [a]) => n + a.errors, 0),
+    };
+    costs.push(c);
+    const pct = (x) => (Number.isFinite(x) ? `${x >= 1 ? '+' : '−'}${Math.abs((x - 1) * 100).toFixed(0)} %` : '–');
+    const signed = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${fmt(Math.abs(x), 1)}` : '–');
+    console.log(
+      `- cost of shared option ${c.option}: req/s ${fmt(c.rps)} vs ${fmt(c.baseRps)} = ${ratio(c.rpsRelative)} (${pct(c.rpsRelative)}; HAProxy-normalised ${ratio(c.rpsRelativeHaproxyNormalised)}), ` +
+        `Switchboard CPU µs/request ${fmt(c.cpuUsPerRequest, 1)} vs ${fmt(c.baseCpuUsPerRequest, 1)} = ${ratio(c.cpuRelative)} (${signed(c.cpuExtraUsPerRequest)} µs)` +
+        `${RUNS[k].redis ? `, redis-server CPU µs/request ${fmt(c.redisCpuUsPerRequest, 1)}` : ''}, p99 ${ratio(c.p99Relative)}, ${c.errors} errors`,
+    );
+  }
 
   // Verdicts: the targets are for the single process; the 2-worker run is reported the same way.
   const verdicts = [];
@@ -605,6 +746,17 @@ async function bench() {
     verdict(s.rpsRatio >= TARGET_RPS, `${s.name}: req/s ${s.rpsRatio.toFixed(2)}× HAProxy's (target ≥ ${TARGET_RPS}×)${tag}`);
     verdict(s.p99Ratio <= TARGET_P99, `${s.name}: p99 ${s.p99Ratio.toFixed(2)}× HAProxy's (target ≤ ${TARGET_P99}×)${tag}`);
     verdict(s.errors === 0, `${s.name}: ${s.errors} socket errors / non-2xx (target 0)`);
+  }
+  // Shared options: informative (see "cost of shared options"), but a refused request (the rate limit
+  // answers 429) or a socket error is a failure: the limit is set never to refuse.
+  for (const k of SHARED) {
+    if (!wanted(k)) continue;
+    if (unavailable[k]) {
+      verdict(undefined, `${RUNS[k].name}: not available (${unavailable[k]})`);
+      continue;
+    }
+    const s = summary.find((x) => x.key === k);
+    if (s) verdict(s.errors === 0, `${s.name}: ${s.errors} socket errors / non-2xx (target 0)`);
   }
   for (const s of summary.filter((x) => !RUNS[x.key].switchboard)) if (s.errors) verdict(false, `${s.name}: ${s.errors} socket errors / non-2xx`);
 
@@ -660,7 +812,7 @@ async function bench() {
   };
   Object.assign(info, versions, { duration, warmup, rounds, connections: CONNECTIONS, bodyBytes: 100 });
   console.log(`\n${JSON.stringify(info)}`);
-  writeResults('proxy', { machine: info, order, switchboard: sbCommands, unavailable, summary, results, verdicts, ws });
+  writeResults('proxy', { machine: info, order, switchboard: sbCommands, unavailable, summary, costs, results, verdicts, ws });
   for (const c of Object.values(procs)) stop(c);
 }
 
