@@ -3,7 +3,7 @@ import { freeUnits } from '../core/capacity.js';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../core/model.js';
 import { policies } from '../core/policies/index.js';
 import { isExpired, newPlacement, newServer, readyPlacement } from '../core/server.js';
-import type { ReleaseResult, ReserveRequest, ReserveResult, ServerPatch, StateStore, StoreEvent } from './store.js';
+import { checkIndexArgs, type ReleaseResult, type ReserveRequest, type ReserveResult, type ServerPatch, type StateStore, type StoreEvent } from './store.js';
 import { PoolViews, type PoolView } from './view.js';
 
 /**
@@ -15,12 +15,19 @@ export class MemoryStore implements StateStore {
   private readonly views = new PoolViews();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private readonly leases = new Map<string, { holder: string; until: number }>();
+  /** Session indexes: `pool \0 index \0 key` → value and expiry (ms, Date.now()). */
+  private readonly indexes = new Map<string, { value: string; until: number }>();
+  /** Where the periodic sweep goes on from (a live Map iterator), and its timer while entries exist. */
+  private sweepAt: Iterator<[string, { value: string; until: number }]> | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly random: () => number = Math.random) {}
 
   async start(): Promise<void> {}
   async close(): Promise<void> {
     this.listeners.clear();
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
   available(): boolean {
     return true;
@@ -158,6 +165,55 @@ export class MemoryStore implements StateStore {
     return held;
   }
 
+  async setIndex(pool: string, index: string, key: string, value: string, ttlMs: number): Promise<void> {
+    checkIndexArgs(index, key, { value, ttlMs });
+    this.indexes.set(indexKey(pool, index, key), { value, until: Date.now() + ttlMs });
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweepIndexes(), INDEX_SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  async getIndex(pool: string, index: string, key: string): Promise<string | undefined> {
+    checkIndexArgs(index, key);
+    const k = indexKey(pool, index, key);
+    const entry = this.indexes.get(k);
+    if (!entry) return undefined;
+    if (entry.until <= Date.now()) {
+      this.indexes.delete(k); // lazy expiry
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  async deleteIndex(pool: string, index: string, key: string): Promise<void> {
+    checkIndexArgs(index, key);
+    this.indexes.delete(indexKey(pool, index, key));
+  }
+
+  /**
+   * Drops expired index entries, at most INDEX_SWEEP_BATCH per tick, going on where the last tick
+   * stopped (a Map iterator stays valid across deletes and inserts), so a large index costs a
+   * bounded slice of each tick; entries nobody reads again are gone within a few passes.
+   */
+  private sweepIndexes(): void {
+    const now = Date.now();
+    for (let n = 0; n < INDEX_SWEEP_BATCH; n++) {
+      this.sweepAt ??= this.indexes.entries();
+      const next = this.sweepAt.next();
+      if (next.done) {
+        this.sweepAt = undefined;
+        break;
+      }
+      if (next.value[1].until <= now) this.indexes.delete(next.value[0]);
+    }
+    if (this.indexes.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+      this.sweepAt = undefined;
+    }
+  }
+
   subscribe(listener: (event: StoreEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -197,4 +253,11 @@ export class MemoryStore implements StateStore {
   private emit(event: StoreEvent): void {
     for (const listener of this.listeners) listener(event);
   }
+}
+
+const INDEX_SWEEP_MS = 1000;
+const INDEX_SWEEP_BATCH = 10_000;
+
+function indexKey(pool: string, index: string, key: string): string {
+  return `${pool}\u0000${index}\u0000${key}`;
 }

@@ -88,6 +88,20 @@ export interface StateStore {
    */
   acquireLeases(pool: string, holder: string, ids: string[], ttlMs: number): Promise<string[]>;
 
+  // --- session indexes ---
+  /**
+   * Sets (or renews) `key` → `value` in a pool's named index for `ttlMs` (e.g. the origins pool's
+   * HLS session id → stream). Index entries are small and short-lived: in Redis they are plain keys
+   * with a TTL, read from Redis itself (not the view, not published); in memory, a map with expiry.
+   * `index` is `[a-z]+` (at most 32); `ttlMs` an integer ≥ 1; otherwise a RangeError.
+   * Throws StoreUnavailableError while Redis is unreachable, like every write.
+   */
+  setIndex(pool: string, index: string, key: string, value: string, ttlMs: number): Promise<void>;
+  /** The value under `key` in the index, undefined when absent or expired. Does not renew. */
+  getIndex(pool: string, index: string, key: string): Promise<string | undefined>;
+  /** Removes `key` from the index (nothing when absent). */
+  deleteIndex(pool: string, index: string, key: string): Promise<void>;
+
   /** Every change, from this instance or another, in order. Returns an unsubscribe function. */
   subscribe(listener: (event: StoreEvent) => void): () => void;
 }
@@ -131,6 +145,24 @@ export type StoreEvent =
   | { type: 'placement'; pool: string; placement: Placement }
   | { type: 'placement-removed'; pool: string; placement: Placement }
   | { type: 'resync'; pool: string };
+
+/** Index names: a-z, 1 to 32 letters. */
+const INDEX_NAME = /^[a-z]{1,32}$/;
+/** Longest index key or value (in UTF-16 units) a store accepts. */
+export const MAX_INDEX_KEY = 1024;
+export const MAX_INDEX_VALUE = 64 * 1024;
+
+/**
+ * Checks the arguments of setIndex/getIndex/deleteIndex (both stores alike): RangeError naming the
+ * argument. `set` only for setIndex.
+ */
+export function checkIndexArgs(index: string, key: string, set?: { value: string; ttlMs: number }): void {
+  if (typeof index !== 'string' || !INDEX_NAME.test(index)) throw new RangeError(`index: must be 1 to 32 letters a-z, got ${JSON.stringify(String(index).slice(0, 40))}`);
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_INDEX_KEY) throw new RangeError(`key: must be a string of 1 to ${MAX_INDEX_KEY} characters`);
+  if (!set) return;
+  if (typeof set.value !== 'string' || set.value.length > MAX_INDEX_VALUE) throw new RangeError(`value: must be a string of at most ${MAX_INDEX_VALUE} characters`);
+  if (!(Number.isSafeInteger(set.ttlMs) && set.ttlMs >= 1)) throw new RangeError(`ttlMs: must be an integer >= 1, got ${String(set.ttlMs)}`);
+}
 
 /** The store cannot serve writes now (Redis unreachable); callers answer 503. */
 export class StoreUnavailableError extends Error {

@@ -322,4 +322,77 @@ export function storeContract(name: string, fixture: StoreFixture): void {
       );
     });
   });
+
+  describe(`state store contract: ${name}: session indexes`, () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    it('sets, gets, overwrites and deletes; indexes and pools are separate', async () => {
+      const store = await fixture.open();
+      expect(await store.getIndex(POOL, 'spbhid', 'abc')).toBeUndefined();
+      await store.setIndex(POOL, 'spbhid', 'abc', '__defaultVhost__/live/one', 10_000);
+      expect(await store.getIndex(POOL, 'spbhid', 'abc')).toBe('__defaultVhost__/live/one');
+      expect(await store.getIndex(POOL, 'ufrag', 'abc')).toBeUndefined();
+      expect(await store.getIndex('other-pool', 'spbhid', 'abc')).toBeUndefined();
+      await store.setIndex(POOL, 'spbhid', 'abc', 'second', 10_000);
+      expect(await store.getIndex(POOL, 'spbhid', 'abc')).toBe('second');
+      await store.setIndex(POOL, 'spbhid', 'empty', '', 10_000);
+      expect(await store.getIndex(POOL, 'spbhid', 'empty')).toBe('');
+      await store.deleteIndex(POOL, 'spbhid', 'abc');
+      expect(await store.getIndex(POOL, 'spbhid', 'abc')).toBeUndefined();
+      await store.deleteIndex(POOL, 'spbhid', 'never-set');
+    });
+
+    it('keeps keys apart whatever they hold (braces, spaces, unicode, long keys)', async () => {
+      const store = await fixture.open();
+      const keys = ['a', 'A', '{other}', '}{x', 'with space', 'ключ', 'x'.repeat(1024), 'x'.repeat(1023), 'a:b', 'a/b', '#', 'a\u0000b'];
+      for (const [i, key] of keys.entries()) await store.setIndex(POOL, 'ufrag', key, `v${i}`, 10_000);
+      for (const [i, key] of keys.entries()) expect(await store.getIndex(POOL, 'ufrag', key)).toBe(`v${i}`);
+    });
+
+    it('refuses bad index names, keys and TTLs', async () => {
+      const store = await fixture.open();
+      for (const index of ['', 'Spbhid', 'sp-bhid', 'a1', 'x'.repeat(33)]) {
+        await expect(store.setIndex(POOL, index, 'k', 'v', 1000)).rejects.toThrow(RangeError);
+        await expect(store.getIndex(POOL, index, 'k')).rejects.toThrow(RangeError);
+      }
+      for (const ttl of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await expect(store.setIndex(POOL, 'spbhid', 'k', 'v', ttl)).rejects.toThrow(/ttlMs/);
+      }
+      await expect(store.setIndex(POOL, 'spbhid', '', 'v', 1000)).rejects.toThrow(/key/);
+      await expect(store.setIndex(POOL, 'spbhid', 'x'.repeat(1025), 'v', 1000)).rejects.toThrow(/key/);
+      expect(await store.getIndex(POOL, 'spbhid', 'k')).toBeUndefined();
+    });
+
+    it('expires an entry after its TTL', async () => {
+      const store = await fixture.open();
+      await store.setIndex(POOL, 'spbhid', 'short', 'v', 150);
+      await store.setIndex(POOL, 'spbhid', 'long', 'v', 10_000);
+      expect(await store.getIndex(POOL, 'spbhid', 'short')).toBe('v');
+      await sleep(300);
+      expect(await store.getIndex(POOL, 'spbhid', 'short')).toBeUndefined();
+      expect(await store.getIndex(POOL, 'spbhid', 'long')).toBe('v');
+    });
+
+    it('a renewal extends the TTL from the time of renewal', async () => {
+      const store = await fixture.open();
+      await store.setIndex(POOL, 'ufrag', 'k', 'v', 400);
+      await sleep(250);
+      await store.setIndex(POOL, 'ufrag', 'k', 'v', 400);
+      await sleep(250); // 500 ms after the first set: alive only thanks to the renewal
+      expect(await store.getIndex(POOL, 'ufrag', 'k')).toBe('v');
+      await sleep(300);
+      expect(await store.getIndex(POOL, 'ufrag', 'k')).toBeUndefined();
+    });
+
+    it('another instance reads, renews and deletes what the first wrote', async () => {
+      const store = await fixture.open();
+      const other = await fixture.peer(store);
+      await store.setIndex(POOL, 'spbhid', 'shared', 'stream-1', 10_000);
+      expect(await other.getIndex(POOL, 'spbhid', 'shared')).toBe('stream-1');
+      await other.setIndex(POOL, 'spbhid', 'shared', 'stream-2', 10_000);
+      expect(await store.getIndex(POOL, 'spbhid', 'shared')).toBe('stream-2');
+      await other.deleteIndex(POOL, 'spbhid', 'shared');
+      expect(await store.getIndex(POOL, 'spbhid', 'shared')).toBeUndefined();
+    });
+  });
 }

@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../../core/model.js';
 import { rankTop } from '../../core/policies/index.js';
 import { isExpired, newPlacement, newServer, readyPlacement } from '../../core/server.js';
 import type { ReleaseResult, ReserveRequest, ReserveResult, ServerPatch, StateStore, StoreEvent } from '../store.js';
-import { StoreUnavailableError } from '../store.js';
+import { checkIndexArgs, StoreUnavailableError } from '../store.js';
 import { PoolViews, type PoolView } from '../view.js';
 import { createRedisClient, describeRedis, type RedisClient, type RedisConnectionConfig } from './connection.js';
 
@@ -271,6 +271,23 @@ export class RedisStore implements StateStore {
     return (await this.run('leases', pool, [holder, Math.max(1, Math.round(ttlMs)), ...ids])) as string[];
   }
 
+  // --- session indexes: plain keys with a TTL, read from Redis itself ---
+
+  async setIndex(pool: string, index: string, key: string, value: string, ttlMs: number): Promise<void> {
+    checkIndexArgs(index, key, { value, ttlMs });
+    await this.direct(pool, (c) => c.set(this.indexKey(pool, index, key), value, 'PX', ttlMs));
+  }
+
+  async getIndex(pool: string, index: string, key: string): Promise<string | undefined> {
+    checkIndexArgs(index, key);
+    return (await this.direct(pool, (c) => c.get(this.indexKey(pool, index, key)))) ?? undefined;
+  }
+
+  async deleteIndex(pool: string, index: string, key: string): Promise<void> {
+    checkIndexArgs(index, key);
+    await this.direct(pool, (c) => c.del(this.indexKey(pool, index, key)));
+  }
+
   subscribe(listener: (event: StoreEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -299,6 +316,29 @@ export class RedisStore implements StateStore {
     const command = (this.client as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[`sb_${script}`]!;
     try {
       return await command.call(this.client, this.key(pool, 'seq'), `${this.prefix}:{${pool}}`, ...args);
+    } catch (err) {
+      if (this.client.status !== 'ready' || isConnectionError(err)) throw this.unavailable(err);
+      throw err;
+    }
+  }
+
+  /**
+   * `<prefix>:{<pool>}:idx:<index>:<key>`: the pool's hash tag comes first, so whatever the key
+   * holds (braces included) it lands in the pool's slot. Keys outside a short, plain alphabet (or
+   * long) are replaced by `#` + their SHA-256 (base64url; `#` is outside that alphabet, so a hashed
+   * key never equals a plain one).
+   */
+  private indexKey(pool: string, index: string, key: string): string {
+    const part = PLAIN_INDEX_KEY.test(key) ? key : `#${createHash('sha256').update(key, 'utf8').digest('base64url')}`;
+    return `${this.prefix}:{${pool}}:idx:${index}:${part}`;
+  }
+
+  /** One plain command on a pool's keys, with the same error classification as the scripts. */
+  private async direct<T>(pool: string, command: (client: RedisClient) => Promise<T>): Promise<T> {
+    this.poolSync(pool);
+    if (this.client.status !== 'ready') throw this.unavailable();
+    try {
+      return await command(this.client);
     } catch (err) {
       if (this.client.status !== 'ready' || isConnectionError(err)) throw this.unavailable(err);
       throw err;
@@ -605,6 +645,8 @@ export class RedisStore implements StateStore {
 }
 
 const MIN_RELOAD_GAP_MS = 100;
+/** Index keys used as they are in Redis key names; any other is hashed. */
+const PLAIN_INDEX_KEY = /^[A-Za-z0-9._~/:@-]{1,200}$/;
 /** Candidates a non-default policy sends to reserve.lua, best first. */
 const RANKED_CANDIDATES = 4;
 const MAX_RELOAD_BACKOFF_MS = 5000;
