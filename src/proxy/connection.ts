@@ -105,12 +105,18 @@ export class ClientConn implements UpstreamHandler, Waiter {
     this.port = socket.remotePort ?? 0;
     this.deadline = ctx.now + ctx.limits.headersTimeoutMs;
     socket.setNoDelay(true);
+    // A client that half-closes after its request still reads the answer: without this, Node
+    // ends our side at the client's FIN and the answer is lost (write after end).
+    socket.allowHalfOpen = true;
     socket.on('data', (d: Buffer) => this.onClientData(d));
     socket.on('end', () => this.onClientEnd());
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
     socket.on('drain', () => {
-      if (this.st !== St.Closed) this.conn?.resume();
+      if (this.st === St.Closed) return;
+      // The client reads again: relaying goes on, and its silence until now was not the backend's.
+      if (this.st === St.Busy && this.resStarted) this.deadline = this.ctx.now + this.ctx.limits.serverTimeoutMs;
+      this.conn?.resume();
     });
     ctx.conns.add(this);
   }
@@ -139,8 +145,23 @@ export class ClientConn implements UpstreamHandler, Waiter {
 
   private onClientEnd(): void {
     // A half-closed client may still read the answer it asked for; an idle one is done.
-    if (this.st === St.Head) this.socket.end();
-    else if (this.st === St.Tunnel) this.conn?.socket.end();
+    switch (this.st) {
+      case St.Head:
+        this.st = St.Closed;
+        this.ctx.conns.delete(this);
+        this.socket.end();
+        return;
+      case St.Busy:
+        // A body that can no longer arrive: nothing to wait for.
+        if (this.reqBody && !this.reqBody.done) return void this.abort();
+        // Requests already received (pipelined) are answered, then the connection closes.
+        this.clientEnded = true;
+        if (!this.buf) this.closeAfter = true;
+        return;
+      case St.Tunnel:
+        this.conn?.socket.end();
+        return;
+    }
   }
 
   private pauseClient(): void {
@@ -159,17 +180,37 @@ export class ClientConn implements UpstreamHandler, Waiter {
 
   private pauseClientUntilBackendDrains(): void {
     this.pauseClient();
-    this.conn?.socket.once('drain', () => this.resumeClient());
+    const sock = this.conn?.socket;
+    // One listener per backend socket (a write refused again before the drain adds none).
+    if (!sock || this.drainSock === sock) return;
+    this.drainSock = sock;
+    sock.once('drain', () => {
+      if (this.drainSock !== sock) return;
+      this.drainSock = undefined;
+      if (this.conn?.socket === sock) this.resumeClient();
+    });
   }
 
   private parseHead(): void {
-    const buf = this.buf;
+    let buf = this.buf;
     if (!buf) return;
+    if (buf[0] === 0x0d) {
+      // RFC 9112 §2.2: empty lines before a request line are ignored (some clients send a CRLF
+      // after a POST body).
+      let i = 0;
+      while (i + 1 < buf.length && buf[i] === 0x0d && buf[i + 1] === 0x0a) i += 2;
+      if (i === buf.length) {
+        this.buf = undefined;
+        return;
+      }
+      if (i > 0) this.buf = buf = buf.subarray(i);
+    }
     const limits = this.ctx.limits;
     let head: RequestHead;
     try {
       const end = findHeadEnd(buf, 0, buf.length, limits.maxHeaderBytes, 431);
       if (end === -1) {
+        if (this.clientEnded) return this.close(); // the rest of this head will never come
         // The first byte of a request starts its headers timeout (HAProxy `timeout http-request`).
         if (this.deadline === 0 || this.awaitingFirstByte) this.deadline = this.ctx.now + limits.headersTimeoutMs;
         this.awaitingFirstByte = false;
@@ -187,7 +228,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
     this.st = St.Busy;
     this.head = head;
     this.started = performance.now();
-    this.closeAfter = head.close;
+    this.closeAfter = head.close || (this.clientEnded && !this.buf);
     if (this.ctx.draining) return this.answer(503, ProxyError.shuttingDown, 'the proxy is shutting down', true);
     if (head.chunked) this.reqBody = new ChunkedBody(400);
     else if (head.contentLength > 0) {
@@ -204,6 +245,15 @@ export class ClientConn implements UpstreamHandler, Waiter {
 
   /** Set between requests on a kept-alive connection: the next byte starts the headers timeout. */
   private awaitingFirstByte = false;
+  /** The backend socket a 'drain' listener waits on (the client is paused until it fires). */
+  private drainSock: Socket | undefined;
+  /** The next backend connection must be a new one (a kept-alive one just failed). */
+  private freshConn = false;
+  /** The client half-closed: what it sent is answered, nothing more can come. */
+  private clientEnded = false;
+  /** Why the last attempt failed, for a retry that finds no backend. */
+  private retryStatus = 502;
+  private retryMessage = '';
 
   private checkRate(): void {
     const { limiter, perIp } = this.ctx;
@@ -246,6 +296,9 @@ export class ClientConn implements UpstreamHandler, Waiter {
       if (u && cfg.sticky) this.insertCookie = stickySetCookie(cfg.sticky.cookie, cookieValueFor(u.id), { secure: cfg.sticky.secure, ...(cfg.sticky.maxAgeSeconds ? { maxAgeSeconds: cfg.sticky.maxAgeSeconds } : {}) });
     }
     if (u) return this.assign(u);
+    // A retry that finds every backend tried (or full) fails now: queueing it would hold the
+    // client for the queue timeout and then hand it, maybe, the backend that just failed.
+    if (this.attempts > 0) return this.answer(this.retryStatus, ProxyError.badGateway, this.retryMessage, true);
     if (!pool.enqueue(this)) return this.answer(503, ProxyError.queueFull, `every backend of pool ${pool.name} is at its maxconn and the queue is full`, false);
     this.queuedOn = pool;
     this.queuedUntil = this.ctx.now + cfg.queue.timeoutMs;
@@ -305,13 +358,32 @@ export class ClientConn implements UpstreamHandler, Waiter {
 
   private assign(u: Upstream): void {
     this.upstream = u;
-    const conn = u.take();
+    const conn = u.take(this.freshConn);
     conn.handler = this;
     this.conn = conn;
     this.outHead ??= this.requestHead();
     conn.write(this.outHead);
-    this.deadline = this.ctx.now + Math.min(this.ctx.limits.connectTimeoutMs, this.ctx.limits.serverTimeoutMs);
+    this.armWait();
     if (this.reqBody && !this.reqBody.done) this.pumpBody();
+  }
+
+  /**
+   * The deadline before the answer starts: the connect timeout until the backend connection is
+   * up, then the client timeout while the request body is still coming, then the server timeout.
+   */
+  private armWait(): void {
+    const l = this.ctx.limits;
+    const conn = this.conn;
+    let ms: number;
+    if (conn !== undefined && !conn.connected) ms = l.connectTimeoutMs;
+    else if (this.reqBody !== undefined && !this.reqBody.done) ms = l.clientTimeoutMs;
+    else ms = l.serverTimeoutMs;
+    this.deadline = this.ctx.now + ms;
+  }
+
+  /** UpstreamHandler: the backend connection is up. */
+  onConnected(): void {
+    if (this.st === St.Busy && !this.resStarted) this.armWait();
   }
 
   /** Sends buffered request-body bytes to the backend (passing through, framing unchanged). */
@@ -331,7 +403,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
     this.buf = n < b.length ? b.subarray(n) : undefined;
     if (n > 0 && !this.conn!.write(n === b.length ? b : b.subarray(0, n))) this.pauseClientUntilBackendDrains();
     if (body.done && this.buf) this.pauseClient();
-    if (!this.resStarted) this.deadline = this.ctx.now + this.ctx.limits.serverTimeoutMs;
+    if (!this.resStarted) this.armWait();
   }
 
   /** The request head as the backend gets it: hop-by-hop headers dropped, forwarding headers set. */
@@ -384,8 +456,9 @@ export class ClientConn implements UpstreamHandler, Waiter {
     }
     if (this.st !== St.Busy) return false;
     if (!this.res) {
-      this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, buf.subarray(0, n)]) : copy(buf, 0, n);
-      return this.parseResponse();
+      if (this.resBuf === undefined) return this.parseResponse(buf, n);
+      this.resBuf = Buffer.concat([this.resBuf, buf.subarray(0, n)]);
+      return this.parseResponse(this.resBuf, this.resBuf.length);
     }
     const body = this.resBody!;
     let used: number;
@@ -404,16 +477,24 @@ export class ClientConn implements UpstreamHandler, Waiter {
     return ok;
   }
 
-  private parseResponse(): boolean {
+  /**
+   * Reads the answer's head from `rb[0..len)`: the shared read buffer (nothing is copied for a head
+   * that arrives whole: rewriteHead copies what is kept), or `resBuf` (what arrived before).
+   * Nothing may keep a reference into `rb` after this returns: `this.res` is used for its numbers only.
+   */
+  private parseResponse(rb: Buffer, len: number): boolean {
     const head = this.head!;
+    let from = 0;
     for (;;) {
-      const rb = this.resBuf!;
       let res: ResponseHead;
       let end: number;
       try {
-        end = findHeadEnd(rb, 0, rb.length, 64 * 1024, 502);
-        if (end === -1) return true;
-        res = parseResponseHead(rb, 0, end);
+        end = findHeadEnd(rb, from, len, 64 * 1024, 502);
+        if (end === -1) {
+          if (rb !== this.resBuf || from > 0) this.resBuf = copy(rb, from, len);
+          return true;
+        }
+        res = parseResponseHead(rb, from, end);
       } catch (err) {
         this.upstreamFailed(false);
         this.fail(502, ProxyError.badGateway, `invalid response from backend: ${(err as Error).message}`);
@@ -421,21 +502,23 @@ export class ClientConn implements UpstreamHandler, Waiter {
       }
       if (res.status < 200 && res.status !== 101) {
         // 1xx (100 Continue, 103 Early Hints): passed on to HTTP/1.1 clients, then the real answer.
-        if (head.minor === 1) this.socket.write(rb.subarray(0, end));
-        this.resBuf = end < rb.length ? rb.subarray(end) : undefined;
-        if (!this.resBuf) return true;
+        if (head.minor === 1) this.socket.write(copy(rb, from, end));
+        from = end;
+        if (from === len) {
+          this.resBuf = undefined;
+          return true;
+        }
         continue;
       }
       this.res = res;
       this.resBuf = undefined;
-      const rest = rb.subarray(end);
       if (res.status === 101) {
         if (head.upgrade === undefined) {
           this.upstreamFailed(false);
           this.fail(502, ProxyError.badGateway, 'backend switched protocols without being asked');
           return false;
         }
-        return this.startTunnel(rb, end);
+        return this.startTunnel(copy(rb, from, len));
       }
       this.upstreamResult(res.status < 500);
       if (!responseHasBody(head.method, res.status)) this.resBody = new LengthBody(0);
@@ -448,13 +531,15 @@ export class ClientConn implements UpstreamHandler, Waiter {
       if (this.ctx.draining || (this.reqBody && !this.reqBody.done)) this.closeAfter = true;
       let used: number;
       try {
-        used = this.resBody.advance(rest, 0, rest.length);
-      } catch {
-        this.abort();
+        used = this.resBody.advance(rb, end, len);
+      } catch (err) {
+        // Nothing has reached the client yet: it gets a 502 rather than a cut connection.
+        this.upstreamFailed(false);
+        this.fail(502, ProxyError.badGateway, `invalid response from backend: ${(err as Error).message}`);
         return false;
       }
-      if (used < rest.length) this.conn!.uses = -1;
-      const data = this.responseHead(res, used === rest.length ? rest : rest.subarray(0, used));
+      if (end + used < len) this.conn!.uses = -1;
+      const data = this.responseHead(res, used > 0 ? rb.subarray(end, end + used) : undefined);
       this.resStarted = true;
       this.deadline = this.ctx.now + this.ctx.limits.serverTimeoutMs;
       const ok = this.socket.write(data);
@@ -467,7 +552,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
   }
 
   /** The response head as the client gets it (hop-by-hop headers dropped), with `tail` after it. */
-  private responseHead(res: ResponseHead, tail: Buffer): Buffer {
+  private responseHead(res: ResponseHead, tail: Buffer | undefined): Buffer {
     const inserting = this.insertCookie !== undefined;
     let cacheControlKept = false;
     const drop = (i: number): boolean => {
@@ -489,7 +574,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
     return rewriteHead(res, drop, extra, tail);
   }
 
-  private startTunnel(rb: Buffer, end: number): boolean {
+  private startTunnel(rb: Buffer): boolean {
     this.st = St.Tunnel;
     this.resStarted = true;
     this.upstreamResult(true);
@@ -501,7 +586,6 @@ export class ClientConn implements UpstreamHandler, Waiter {
       this.buf = undefined;
     }
     this.resumeClient();
-    void end;
     return true;
   }
 
@@ -530,10 +614,15 @@ export class ClientConn implements UpstreamHandler, Waiter {
     const pool = this.pool;
     const u = this.upstream;
     const bodyless = this.reqBody === undefined;
+    const status = connected ? 502 : 503;
+    const message = connected ? `backend closed the connection before answering (${err?.message ?? 'closed'})` : `cannot connect to a backend (${err?.message ?? 'refused'})`;
     if (pool && u && bodyless && isIdempotent(head.method) && this.attempts < pool.config.retries) {
       this.attempts++;
+      this.retryStatus = status;
+      this.retryMessage = message;
       // A kept-alive connection the backend closed meanwhile says nothing about the backend.
       if (!reused) (this.tried ??= new Set()).add(u.id);
+      else this.freshConn = true;
       this.releaseUpstream();
       this.resBuf = undefined;
       this.ctx.retried(pool.name);
@@ -541,10 +630,11 @@ export class ClientConn implements UpstreamHandler, Waiter {
     }
     if (this.room && u && bodyless && isIdempotent(head.method) && reused && this.attempts === 0) {
       this.attempts++;
+      this.freshConn = true;
       this.resBuf = undefined;
       return this.assign(u);
     }
-    this.fail(connected ? 502 : 503, ProxyError.badGateway, connected ? `backend closed the connection before answering (${err?.message ?? 'closed'})` : `cannot connect to a backend (${err?.message ?? 'refused'})`);
+    this.fail(status, ProxyError.badGateway, message);
   }
 
   private get room(): boolean {
@@ -556,7 +646,9 @@ export class ClientConn implements UpstreamHandler, Waiter {
     const conn = this.conn;
     this.conn = undefined;
     const res = this.res!;
-    const reusable = conn !== undefined && conn.alive && conn.uses >= 0 && !res.close && !(this.resBody instanceof UntilCloseBody) && (!this.reqBody || this.reqBody.done);
+    // An HTTP/1.0 request went with `connection: close` (requestHead): the backend may close
+    // after answering, so the connection is not used again (RFC 9112 §9.6).
+    const reusable = conn !== undefined && conn.alive && conn.uses >= 0 && !res.close && this.head!.minor === 1 && !(this.resBody instanceof UntilCloseBody) && (!this.reqBody || this.reqBody.done);
     if (conn) {
       if (reusable) this.upstream!.putIdle(conn);
       else conn.destroy();
@@ -568,7 +660,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
 
   /** Ready for the next request on this connection (or closes it). */
   private next(): void {
-    if (this.closeAfter || this.ctx.draining) {
+    if (this.closeAfter || this.ctx.draining || (this.clientEnded && !this.buf)) {
       this.st = St.Closed;
       this.socket.end();
       this.ctx.conns.delete(this);
@@ -586,6 +678,8 @@ export class ClientConn implements UpstreamHandler, Waiter {
     this.resStarted = false;
     this.attempts = 0;
     this.tried = undefined;
+    this.freshConn = false;
+    this.drainSock = undefined;
     this.insertCookie = undefined;
     this.deadline = this.ctx.now + this.ctx.limits.keepAliveTimeoutMs;
     this.awaitingFirstByte = true;
@@ -638,7 +732,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
     // A request body not read yet cannot be skipped reliably: close after answering.
     const unreadBody = this.reqBody !== undefined && !this.reqBody.done && this.conn === undefined;
     this.closeAfter = this.closeAfter || close || unreadBody;
-    this.socket.write(errorResponse(status, error, message, { close: this.closeAfter, retryAfterSeconds, minor: this.head?.minor ?? 1 }), 'latin1');
+    this.socket.write(errorResponse(status, error, message, { close: this.closeAfter, retryAfterSeconds, minor: this.head?.minor ?? 1, head: this.head?.method === 'HEAD' }));
     this.record(status, error);
     this.releaseUpstream();
     if (this.queuedOn) {
@@ -663,7 +757,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
   private answerAndClose(status: number, error: string, message: string): void {
     this.st = St.Busy;
     this.closeAfter = true;
-    this.socket.write(errorResponse(status, error, message, { close: true }), 'latin1');
+    this.socket.write(errorResponse(status, error, message, { close: true }));
     this.st = St.Closed;
     this.socket.end();
     this.ctx.conns.delete(this);
@@ -683,11 +777,23 @@ export class ClientConn implements UpstreamHandler, Waiter {
         if (this.buf && !this.awaitingFirstByte) this.answerAndClose(408, ProxyError.requestTimeout, 'the request head did not arrive in time');
         else this.close();
         return;
-      case St.Busy:
-        if (this.resStarted || !this.conn) return void this.abort();
+      case St.Busy: {
+        const conn = this.conn;
+        if (this.resStarted || !conn) return void this.abort();
+        if (!conn.connected) {
+          // A connect timeout is a failed connect: the request may go to another backend.
+          this.conn = undefined;
+          conn.destroy();
+          return this.onClose(new Error('connect timeout'), false);
+        }
+        if (this.reqBody && !this.reqBody.done && this.drainSock !== conn.socket) {
+          // The client stopped sending its body (not the backend's fault).
+          return this.fail(408, ProxyError.requestTimeout, 'the request body did not arrive in time');
+        }
         this.upstreamResult(false);
         this.fail(504, ProxyError.gatewayTimeout, 'the backend did not answer in time');
         return;
+      }
       default:
         this.close();
     }

@@ -2,14 +2,17 @@ import { STATUS_CODES } from 'node:http';
 
 /**
  * The proxy's own answers (errors, limits): JSON bodies naming what went wrong, as the API's do —
- * `{"error":"<code>","message":"<why>"}`.
+ * `{"error":"<code>","message":"<why>"}`. The string is UTF-8 (content-length counts UTF-8 bytes):
+ * write it with the default encoding.
  */
-export function errorResponse(status: number, error: string, message: string, options: { close: boolean; retryAfterSeconds?: number | undefined; minor?: number }): string {
+export function errorResponse(status: number, error: string, message: string, options: { close: boolean; retryAfterSeconds?: number | undefined; minor?: number; head?: boolean }): string {
   const body = JSON.stringify({ error, message });
   let head = `HTTP/1.${options.minor ?? 1} ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`;
   if (options.retryAfterSeconds !== undefined) head += `retry-after: ${options.retryAfterSeconds}\r\n`;
   head += options.close ? 'connection: close\r\n' : options.minor === 0 ? 'connection: keep-alive\r\n' : '';
-  return `${head}\r\n${body}`;
+  // An answer to HEAD has no body (RFC 9110 §9.3.2): bytes after its head would be read as the
+  // start of the next answer on a kept-alive connection.
+  return options.head === true ? `${head}\r\n` : `${head}\r\n${body}`;
 }
 
 /** Machine-readable codes for the proxy's answers. */

@@ -18,6 +18,8 @@ export interface UpstreamHandler {
   onData(buf: Buffer, n: number): boolean;
   /** The backend closed or failed; `connected` tells a connect failure from a later one. */
   onClose(err: Error | undefined, connected: boolean): void;
+  /** The connection is established (TLS: handshake done): the connect timeout ends. */
+  onConnected?(): void;
 }
 
 /** A backend connection: kept open and reused (keep-alive) while the backend allows it. */
@@ -59,6 +61,7 @@ export class UpstreamConn {
 
   private onConnect(): void {
     this.connected = true;
+    this.handler?.onConnected?.();
   }
 
   private finish(err: Error | undefined): void {
@@ -129,9 +132,12 @@ export class Upstream implements Candidate {
     this.lookup = networkPolicy && isIP(host) === 0 ? networkPolicy.lookup : undefined;
   }
 
-  /** An idle connection (most recently used first: warm, least likely closed) or a new one. */
-  take(): UpstreamConn {
-    for (;;) {
+  /**
+   * An idle connection (most recently used first: warm, least likely closed) or a new one; a new
+   * one always when `fresh` (a retry after a kept-alive connection failed).
+   */
+  take(fresh = false): UpstreamConn {
+    while (!fresh) {
       const c = this.idle.pop();
       if (!c) break;
       if (c.alive && !c.socket.destroyed) return c;

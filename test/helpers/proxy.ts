@@ -18,6 +18,8 @@ export interface Backend {
   hits: number;
   /** Status of `/health` (200 unless set). */
   healthStatus: number;
+  /** Answer every non-health request with 500 (a broken application behind a passing health check). */
+  failAll: boolean;
   /** Every non-health request's path, in order. */
   paths: string[];
   stop(): Promise<void>;
@@ -33,6 +35,7 @@ export async function startBackend(id: string, port = 0): Promise<Backend> {
     port,
     hits: 0,
     healthStatus: 200,
+    failAll: false,
     paths: [],
     stop: async () => {
       if (!server) return;
@@ -70,7 +73,11 @@ function handle(b: Backend, req: IncomingMessage, res: ServerResponse): void {
   req.on('end', () => {
     const body = Buffer.concat(chunks);
     const answer = () => JSON.stringify({ backend: b.id, method: req.method, url: req.url, headers: req.headers, bodyBytes: body.length });
-    if (url.pathname.startsWith('/status/')) {
+    if (b.failAll) {
+      res.statusCode = 500;
+      res.setHeader('content-type', 'application/json');
+      res.end(answer());
+    } else if (url.pathname.startsWith('/status/')) {
       res.statusCode = Number(url.pathname.slice(8));
       res.end(res.statusCode === 204 || res.statusCode === 304 ? undefined : answer());
     } else if (url.pathname === '/slow') {
@@ -260,4 +267,149 @@ export async function get(url: string, init: RequestInit = {}): Promise<{ status
     json = undefined;
   }
   return { status: res.status, headers: res.headers, json, text };
+}
+
+/** A response read off the wire, with its head exactly as it came. */
+export interface WireResponse extends RawResponse {
+  /** The status line and header lines, as received (CRLFs included, blank line not). */
+  rawHead: string;
+}
+
+/**
+ * Parses the response at raw[pos..]: undefined while incomplete. `noBody` for an answer to HEAD.
+ * A response without framing is complete only once `closed`.
+ */
+export function parseWireResponse(raw: Buffer, pos: number, noBody: boolean, closed: boolean): { res: WireResponse; end: number } | undefined {
+  const he = raw.indexOf('\r\n\r\n', pos);
+  if (he === -1) return undefined;
+  const rawHead = raw.subarray(pos, he + 2).toString('latin1');
+  const lines = rawHead.split('\r\n').slice(0, -1);
+  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
+  if (!m) throw new Error(`not a status line: ${JSON.stringify(lines[0])}`);
+  const status = Number(m[1]);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    const name = l.slice(0, i).toLowerCase();
+    const value = l.slice(i + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  let p = he + 4;
+  if (noBody || status === 204 || status === 304 || (status >= 100 && status < 200)) return { res: { status, headers, body: Buffer.alloc(0), rawHead }, end: p };
+  if (headers['transfer-encoding'] !== undefined) {
+    if (headers['transfer-encoding'].toLowerCase() !== 'chunked') throw new Error(`transfer-encoding ${headers['transfer-encoding']}`);
+    const parts: Buffer[] = [];
+    for (;;) {
+      const le = raw.indexOf('\r\n', p);
+      if (le === -1) return undefined;
+      const size = parseInt(raw.subarray(p, le).toString('latin1').split(';')[0]!, 16);
+      if (Number.isNaN(size)) throw new Error('bad chunk size');
+      if (size === 0) {
+        // trailers, then the blank line
+        let q = le + 2;
+        for (;;) {
+          const te = raw.indexOf('\r\n', q);
+          if (te === -1) return undefined;
+          if (te === q) return { res: { status, headers, body: Buffer.concat(parts), rawHead }, end: te + 2 };
+          q = te + 2;
+        }
+      }
+      if (le + 2 + size + 2 > raw.length) return undefined;
+      parts.push(raw.subarray(le + 2, le + 2 + size));
+      p = le + 2 + size + 2;
+    }
+  }
+  if (headers['content-length'] !== undefined) {
+    const n = Number(headers['content-length']);
+    if (p + n > raw.length) return undefined;
+    return { res: { status, headers, body: raw.subarray(p, p + n), rawHead }, end: p + n };
+  }
+  if (!closed) return undefined;
+  return { res: { status, headers, body: raw.subarray(p), rawHead }, end: raw.length };
+}
+
+/** A client connection to talk HTTP/1.1 byte by byte: write, then read the answers in order. */
+export interface RawClient {
+  socket: Socket;
+  /** Everything received so far. */
+  raw(): Buffer;
+  write(data: string | Buffer): Promise<void>;
+  /**
+   * The next answers, one per method given (`HEAD` answers have no body); rejects after
+   * `timeoutMs` (default 5 s) or when the connection closes first.
+   */
+  read(methods: string[], timeoutMs?: number): Promise<WireResponse[]>;
+  /** Resolves when the other side ends or resets the connection. */
+  closed: Promise<void>;
+  isClosed(): boolean;
+  close(): void;
+}
+
+export function rawClient(port: number, host = '127.0.0.1'): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host });
+    const chunks: Buffer[] = [];
+    let buffered: Buffer = Buffer.alloc(0);
+    let pos = 0;
+    let isClosed = false;
+    let wake: (() => void) | undefined;
+    const all = () => {
+      if (chunks.length > 0) {
+        buffered = Buffer.concat([buffered, ...chunks]);
+        chunks.length = 0;
+      }
+      return buffered;
+    };
+    let onClosed!: () => void;
+    const closed = new Promise<void>((r) => (onClosed = r));
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      wake?.();
+    });
+    const end = () => {
+      if (isClosed) return;
+      isClosed = true;
+      onClosed();
+      wake?.();
+    };
+    socket.on('end', end);
+    socket.on('close', end);
+    socket.on('error', end);
+    socket.once('connect', () => {
+      const client: RawClient = {
+        socket,
+        raw: all,
+        write: (data) => new Promise((r, j) => socket.write(data, (err) => (err ? j(err) : r()))),
+        read: async (methods, timeoutMs = 5_000) => {
+          const out: WireResponse[] = [];
+          const deadline = Date.now() + timeoutMs;
+          while (out.length < methods.length) {
+            const parsed = parseWireResponse(all(), pos, methods[out.length] === 'HEAD', isClosed);
+            if (parsed) {
+              out.push(parsed.res);
+              pos = parsed.end;
+              continue;
+            }
+            if (isClosed) throw new Error(`connection closed after ${out.length} of ${methods.length} answers (${all().length - pos} bytes left: ${JSON.stringify(all().subarray(pos, pos + 200).toString('latin1'))})`);
+            const left = deadline - Date.now();
+            if (left <= 0) throw new Error(`timed out after ${out.length} of ${methods.length} answers`);
+            await new Promise<void>((r) => {
+              const t = setTimeout(r, left);
+              wake = () => {
+                clearTimeout(t);
+                wake = undefined;
+                r();
+              };
+            });
+          }
+          return out;
+        },
+        closed,
+        isClosed: () => isClosed,
+        close: () => socket.destroy(),
+      };
+      resolve(client);
+    });
+    socket.once('error', reject);
+  });
 }

@@ -35,6 +35,8 @@ export class UntilCloseBody implements BodyTracker {
 
 const enum S {
   Size,
+  /** Whitespace after the size (BWS): only more of it, `;` or CR may follow. */
+  SizeBws,
   SizeExt,
   SizeLf,
   Data,
@@ -82,10 +84,17 @@ export class ChunkedBody implements BodyTracker {
             this.size = this.size * 16 + v;
           } else if (this.digits === 0) this.fail('invalid chunk size');
           else if (c === 0x0d) this.state = S.SizeLf;
-          else if (c === 0x3b || c === 0x20 || c === 0x09) this.state = S.SizeExt;
+          else if (c === 0x3b) this.state = S.SizeExt;
+          else if (c === 0x20 || c === 0x09) this.state = S.SizeBws;
           else this.fail('invalid chunk size');
           break;
         }
+        case S.SizeBws:
+          // `5 ;ext` is allowed (BWS); `5 a` is not: a parser behind might read it as size 0x5a.
+          if (c === 0x3b) this.state = S.SizeExt;
+          else if (c === 0x0d) this.state = S.SizeLf;
+          else if (c !== 0x20 && c !== 0x09) this.fail('invalid chunk size');
+          break;
         case S.SizeExt:
           if (c === 0x0d) this.state = S.SizeLf;
           else if (c === 0x0a || (c < 0x20 && c !== 0x09) || c === 0x7f) this.fail('invalid chunk extension');
@@ -110,7 +119,8 @@ export class ChunkedBody implements BodyTracker {
           break;
         case S.TrailerStart:
           if (c === 0x0d) this.state = S.FinalLf;
-          else if (c === 0x0a || c < 0x20 || c === 0x7f) this.fail('invalid trailer');
+          // A trailer line starts with its name: not whitespace (obs-fold), not a colon, no CTL.
+          else if (c <= 0x20 || c === 0x3a || c === 0x7f) this.fail('invalid trailer');
           else this.state = S.TrailerLine;
           break;
         case S.TrailerLine:

@@ -96,6 +96,8 @@ function kindOf(buf: Buffer, start: number, end: number): H {
 export interface Head {
   /** The bytes the head lies in (the caller keeps them unchanged while the head is used). */
   buf: Buffer;
+  /** Offset of the start line in `buf`. */
+  start: number;
   /** Offset just past the blank line that ends the head. */
   headEnd: number;
   /** Offset of the first header line (just past the start line). */
@@ -157,12 +159,18 @@ export function fieldName(head: Head, i: number): string {
   return head.buf.latin1Slice(head.fields[i * 5]!, head.fields[i * 5 + 1]!).toLowerCase();
 }
 
-/** The value of the first header called `name` (lower-case), if any. */
+/** Whether buf[start..end) equals `name`, ignoring ASCII case on both sides. */
+function sameNameString(buf: Buffer, start: number, end: number, name: string): boolean {
+  if (end - start !== name.length) return false;
+  for (let i = 0; i < name.length; i++) if (lower(buf[start + i]!) !== lower(name.charCodeAt(i))) return false;
+  return true;
+}
+
+/** The value of the first header called `name` (any case), if any. */
 export function headerValue(head: Head, name: string): string | undefined {
-  const bytes = Buffer.from(name, 'latin1');
   const f = head.fields;
   for (let i = 0; i < f.length; i += 5) {
-    if (sameName(head.buf, f[i]!, f[i + 1]!, bytes)) return head.buf.latin1Slice(f[i + 2]!, f[i + 3]!);
+    if (sameNameString(head.buf, f[i]!, f[i + 1]!, name)) return head.buf.latin1Slice(f[i + 2]!, f[i + 3]!);
   }
   return undefined;
 }
@@ -211,7 +219,7 @@ function parseFields(head: Head, isRequest: boolean): FieldFacts {
     let c = buf[pos]!;
     if (c === 0x20 || c === 0x09) throw new HeadError(400, 'obsolete line folding');
     while (TOKEN[c] === 1) c = buf[++pos]!;
-    if (c !== 0x3a) throw new HeadError(400, pos === nameStart ? 'header line without a name' : 'invalid header name');
+    if (c !== 0x3a || pos === nameStart) throw new HeadError(400, pos === nameStart ? 'header line without a name' : 'invalid header name');
     const nameEnd = pos++;
     // OWS, value, OWS, CRLF; no CTL but HTAB in the value (a bare CR or LF is one).
     while (buf[pos] === 0x20 || buf[pos] === 0x09) pos++;
@@ -299,6 +307,7 @@ export function parseRequestHead(buf: Buffer, from: number, headEnd: number): Re
   if (major !== 1 || minor > 1) throw new HeadError(505, 'HTTP version not supported');
   const head: RequestHead = {
     buf,
+    start: from,
     headEnd,
     fieldsStart: pos + 10,
     fields: [],
@@ -318,6 +327,9 @@ export function parseRequestHead(buf: Buffer, from: number, headEnd: number): Re
   if (f.hosts > 1) throw new HeadError(400, 'more than one host header');
   if (minor === 1 && f.hosts === 0) throw new HeadError(400, 'missing host header');
   if (f.hosts === 1) head.host = valueOf(head, H.Host);
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; a 1.0 server
+  // behind would read the body by Content-Length or until close. Refused rather than guessed.
+  if (minor === 0 && head.chunked) throw new HeadError(400, 'transfer-encoding in an HTTP/1.0 request');
   head.wsKey = f.wsKey;
   if (f.upgrade !== undefined && f.connUpgrade) head.upgrade = f.upgrade;
   if (minor === 0 && !f.keepAlive) head.close = true;
@@ -351,6 +363,7 @@ export function parseResponseHead(buf: Buffer, from: number, headEnd: number): R
   if (buf[pos + 1] !== 0x0a) throw new HeadError(502, 'malformed status line');
   const head: ResponseHead = {
     buf,
+    start: from,
     headEnd,
     fieldsStart: pos + 2,
     fields: [],
@@ -380,13 +393,13 @@ export function isHopByHop(head: Head, i: number): boolean {
     case H.KeepAlive:
     case H.ProxyConnection:
     case H.Te:
-    case H.Trailer:
     case H.Upgrade:
       return true;
     case H.Other:
       return head.connectionTokens !== undefined && head.connectionTokens.includes(fieldName(head, i));
     default:
-      // Transfer-Encoding is kept: bodies pass through with their framing unchanged.
+      // Transfer-Encoding is kept: bodies pass through with their framing unchanged. So is Trailer
+      // (end-to-end, RFC 9110 §6.6.2): the trailer fields it announces pass through too.
       return false;
   }
 }
@@ -394,12 +407,11 @@ export function isHopByHop(head: Head, i: number): boolean {
 /**
  * The head as a Buffer: its start line and the header lines `drop` does not refuse, copied as they
  * came (runs of kept lines at once), then `extra()` (header lines, each ending in CRLF; called after
- * every `drop`), the blank line, and `tail` (body bytes sent in the same write). Heads are parsed
- * from offset 0 of their buffer.
+ * every `drop`), the blank line, and `tail` (body bytes sent in the same write).
  */
 export function rewriteHead(head: Head, drop: (i: number) => boolean, extra: () => string, tail?: Buffer): Buffer {
   const { buf, fields } = head;
-  let runStart = 0;
+  let runStart = head.start;
   let runEnd = head.fieldsStart;
   const runs: number[] = [];
   for (let i = 0; i < head.kinds.length; i++) {
@@ -412,7 +424,7 @@ export function rewriteHead(head: Head, drop: (i: number) => boolean, extra: () 
   }
   if (runEnd > runStart) runs.push(runStart, runEnd);
   const more = extra();
-  const out = Buffer.allocUnsafe(head.headEnd + more.length + (tail?.length ?? 0));
+  const out = Buffer.allocUnsafe(head.headEnd - head.start + more.length + (tail?.length ?? 0));
   let n = 0;
   for (let r = 0; r < runs.length; r += 2) n += buf.copy(out, n, runs[r]!, runs[r + 1]!);
   n += out.latin1Write(more, n);
