@@ -123,6 +123,12 @@ export class OutlierDetector {
     return true;
   }
 
+  /** Past its ejection with no trial outstanding: the next request sent there is the trial. */
+  halfOpen(id: string, now: number): boolean {
+    const e = this.entries.get(id);
+    return e?.ejectedUntil !== undefined && now >= e.ejectedUntil && !this.trialOutstanding(e, now);
+  }
+
   /** Backends ejected or half-open: the share maxEjectionPercent bounds. */
   ejectedCount(_now: number): number {
     let n = 0;

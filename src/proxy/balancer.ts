@@ -64,10 +64,16 @@ export class PoolBalancer {
   private readonly picker: Picker<Upstream>;
   private readonly queue: Waiter[] = [];
   private queueHead = 0;
-  /** Number of requests retried, ejections and queue overflows: read by the metrics at scrape time. */
+  /** Candidates past their ejection whose trial request is still to be sent. */
+  private readonly halfOpen = new Set<string>();
+  /** Backends whose trial request is under way. */
+  private readonly trials = new Set<string>();
+  /** Outlier ejections since start: read by the metrics at scrape time. */
   ejections = 0;
   panic = false;
   private dirty = true;
+  /** The clock of the last refresh (the proxy's coarse clock): when a trial was handed out. */
+  private now = 0;
 
   constructor(
     readonly name: string,
@@ -75,8 +81,8 @@ export class PoolBalancer {
     private readonly maxIdle: number,
     private readonly networkPolicy: NetworkPolicy | undefined,
     private readonly random: () => number = Math.random,
-    /** A backend left the pool (its metrics series go with it). */
-    private readonly onRemove?: (u: Upstream) => void,
+    /** A backend left the pool (its metrics series go with it), or moved to a new upstream `successor`. */
+    private readonly onRemove?: (u: Upstream, successor?: Upstream) => void,
   ) {
     this.picker = picker(config.policy, config);
     this.outlier = new OutlierDetector({
@@ -91,42 +97,70 @@ export class PoolBalancer {
   /** The store's view of the pool changed: add, update and drop upstreams. */
   sync(servers: readonly Server[], now: number): void {
     const seen = new Set<string>();
+    // Only a change the pickers see rebuilds the candidates (a new array resets per-array state
+    // such as the hash ring): most store events (health counters, attributes) change nothing here.
+    let changed = false;
     for (const s of servers) {
       const where = hostPort(s.serviceUrl);
       if (!where) continue;
       seen.add(s.id);
       let u = this.upstreams.get(s.id);
-      if (u && (u.host !== where.host || u.port !== where.port || u.tls !== where.tls)) {
-        u.closeIdle();
-        u = undefined;
-      }
       const maxconn = typeof s.attributes.maxconn === 'number' ? s.attributes.maxconn : this.config.maxconn;
+      if (u && (u.host !== where.host || u.port !== where.port || u.tls !== where.tls)) {
+        // Moved (re-registered elsewhere): a new upstream; its metrics series carry on.
+        const old = u;
+        old.closeIdle();
+        u = new Upstream(s.id, where.host, where.port, where.tls, s.weight, maxconn, this.maxIdle, this.networkPolicy);
+        this.upstreams.set(s.id, u);
+        this.outlier.forget(s.id);
+        this.onRemove?.(old, u);
+        changed = true;
+      }
       if (!u) {
         u = new Upstream(s.id, where.host, where.port, where.tls, s.weight, maxconn, this.maxIdle, this.networkPolicy);
         this.upstreams.set(s.id, u);
+        changed = true;
       }
-      u.configuredWeight = s.weight;
-      u.maxconn = maxconn;
+      if (u.configuredWeight !== s.weight) {
+        u.configuredWeight = s.weight;
+        changed = true;
+      }
+      if (u.maxconn !== maxconn) {
+        u.maxconn = maxconn; // more room may serve the queue (refresh drains it on a change)
+        changed = true;
+      }
       const placeable = isPlaceable(s);
-      // Slow start after a recovery, not at the first start (HAProxy's slowstart likewise).
-      if (placeable && !u.placeable && u.everPlaceable) u.recoveredAt = now;
+      if (placeable !== u.placeable) {
+        changed = true;
+        if (placeable) {
+          // Slow start after a recovery, not at the first start (HAProxy's slowstart likewise).
+          if (u.everPlaceable) u.recoveredAt = now;
+          // Back by its active health check: an ejection from its time down ends (Envoy's
+          // successful_active_health_check_uneject_host), or a restarted backend would wait out
+          // the ejection its death earned.
+          this.outlier.forget(s.id);
+          this.trials.delete(s.id);
+        } else u.closeIdle();
+        u.placeable = placeable;
+      }
       if (placeable) u.everPlaceable = true;
-      if (!placeable) u.closeIdle();
-      u.placeable = placeable;
     }
     for (const [id, u] of this.upstreams) {
       if (seen.has(id)) continue;
       u.closeIdle();
       this.upstreams.delete(id);
       this.outlier.forget(id);
+      this.trials.delete(id);
       this.onRemove?.(u);
+      changed = true;
     }
-    this.dirty = true;
+    if (changed) this.dirty = true;
     this.refresh(now);
   }
 
   /** Rebuilds the candidates when anything changed: ejections ending, slow start ramping. */
   refresh(now: number): void {
+    this.now = now;
     let changed = this.dirty;
     this.dirty = false;
     let usable = 0;
@@ -143,8 +177,15 @@ export class PoolBalancer {
     }
     const panic = placeable > 0 && inPanic(usable, placeable, this.config.outlier.panicThresholdPercent);
     const next: Upstream[] = [];
+    this.halfOpen.clear();
     for (const u of this.upstreams.values()) {
-      if (u.placeable && (panic || !this.outlier.isEjected(u.id, now))) next.push(u);
+      if (!u.placeable) continue;
+      if (panic) next.push(u);
+      else if (!this.outlier.isEjected(u.id, now)) {
+        next.push(u);
+        // Past its ejection, trial not yet sent: the next pick of it is the one trial (admits).
+        if (this.outlier.halfOpen(u.id, now)) this.halfOpen.add(u.id);
+      }
     }
     if (!changed && panic === this.panic && next.length === this.candidates.length && next.every((u, i) => u === this.candidates[i])) return;
     this.panic = panic;
@@ -155,16 +196,27 @@ export class PoolBalancer {
   /** A backend for a request, or undefined when none has room (then `enqueue`). */
   pick(key: string | undefined, exclude: ReadonlySet<string> | undefined): Upstream | undefined {
     const u = this.picker.pick(this.candidates, { key, random: this.random, exclude });
-    if (u) u.inflight++;
+    if (u) this.taken(u);
     return u;
   }
 
   /** A specific backend (sticky cookie) if it is a candidate with room. */
   pickById(id: string): Upstream | undefined {
     const u = this.upstreams.get(id);
-    if (!u || !this.candidates.includes(u) || u.weight <= 0 || (u.maxconn > 0 && u.inflight >= u.maxconn)) return undefined;
-    u.inflight++;
+    if (!u || u.weight <= 0 || (u.maxconn > 0 && u.inflight >= u.maxconn) || !this.candidates.includes(u)) return undefined;
+    this.taken(u);
     return u;
+  }
+
+  /** `u` was chosen for a request: counted; a half-open backend's trial leaves the candidates. */
+  private taken(u: Upstream): void {
+    u.inflight++;
+    if (this.halfOpen.size === 0 || !this.halfOpen.delete(u.id)) return;
+    // The one trial request (outlier.admits): no other request goes there until its result.
+    this.outlier.admits(u.id, this.now);
+    this.trials.add(u.id);
+    this.candidates = this.candidates.filter((c) => c !== u);
+    this.dirty = true;
   }
 
   /** Whether the pool has any candidate at all (else: 503 at once, no queueing). */
@@ -198,9 +250,14 @@ export class PoolBalancer {
   /** Result of an exchange, for outlier ejection. */
   record(u: Upstream, ok: boolean, now: number): void {
     if (this.config.outlier.consecutiveFailures === 0) return;
-    if (this.outlier.record(u.id, ok ? 'success' : 'failure', now, this.upstreams.size) === 'ejected') {
+    const ejected = this.outlier.record(u.id, ok ? 'success' : 'failure', now, this.upstreams.size) === 'ejected';
+    // A trial's result (an ejected backend's results only change anything once it is half-open).
+    const trial = this.trials.size > 0 && this.trials.delete(u.id);
+    if (ejected) {
       this.ejections++;
       u.closeIdle();
+    }
+    if (ejected || trial) {
       this.dirty = true;
       this.refresh(now);
     }
@@ -218,7 +275,7 @@ export class PoolBalancer {
     while (this.queueLength > 0) {
       const u = this.picker.pick(this.candidates, { key: undefined, random: this.random, exclude: undefined });
       if (!u) break;
-      u.inflight++;
+      this.taken(u);
       this.queue[this.queueHead++]!.granted(u);
     }
     this.compact();

@@ -293,7 +293,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
     if (!u) {
       u = pool.pick(this.hashKey(pool), this.tried ?? EMPTY);
       // Pinned to nothing usable (new client, or its server is down): pin to this one (redispatch).
-      if (u && cfg.sticky) this.insertCookie = stickySetCookie(cfg.sticky.cookie, cookieValueFor(u.id), { secure: cfg.sticky.secure, ...(cfg.sticky.maxAgeSeconds ? { maxAgeSeconds: cfg.sticky.maxAgeSeconds } : {}) });
+      if (u) this.pin(pool, u);
     }
     if (u) return this.assign(u);
     // A retry that finds every backend tried (or full) fails now: queueing it would hold the
@@ -322,8 +322,16 @@ export class ClientConn implements UpstreamHandler, Waiter {
       this.releaseTo(u);
       return;
     }
-    if (this.pool?.config.sticky) this.insertCookie = stickySetCookie(this.pool.config.sticky.cookie, cookieValueFor(u.id), { secure: this.pool.config.sticky.secure });
+    if (this.pool) this.pin(this.pool, u);
     this.assign(u);
+  }
+
+  /** Sticky pools: the answer pins the client to `u`, unless its cookie names `u` already. */
+  private pin(pool: PoolBalancer, u: Upstream): void {
+    const sticky = pool.config.sticky;
+    if (!sticky) return;
+    if (serverIdFromCookie(readStickyCookie(headerValue(this.head!, 'cookie'), sticky.cookie) ?? '') === u.id) return;
+    this.insertCookie = stickySetCookie(sticky.cookie, cookieValueFor(u.id), { secure: sticky.secure, ...(sticky.maxAgeSeconds ? { maxAgeSeconds: sticky.maxAgeSeconds } : {}) });
   }
 
   /** Waiter: the queue timeout passed (called by the tick). */

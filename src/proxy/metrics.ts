@@ -146,10 +146,19 @@ export class ProxyMetrics {
     }
   }
 
-  /** A backend left: its series go with it. */
-  forget(u: Upstream): void {
-    const s = this.stats.get(u);
+  /**
+   * A backend left: its series go with it. Answers still under way on it count into stats that
+   * are no longer scraped (never a series of a backend that is gone). A backend that moved
+   * (`successor`, the same id at a new address) keeps its series: the counters carry on.
+   */
+  forget(u: Upstream, successor?: Upstream): void {
+    let s = this.stats.get(u);
+    if (successor) {
+      if (s) this.stats.set(successor, s);
+      return;
+    }
     if (s) this.all.delete(s);
+    else this.stats.set(u, (s = new ExchangeStats('', u.id)));
   }
 
   retried(pool: string): void {

@@ -29,7 +29,7 @@ export const backendRoutes: FastifyPluginAsyncTypebox<{ http: HttpPoolService; n
       config: { auth: true },
       schema: {
         tags: ['backends'],
-        summary: 'Register an HTTP backend (again: its settings replace the earlier ones); the pool health check decides when it takes traffic',
+        summary: 'Register an HTTP backend (again: its settings replace the earlier ones; the same address and settings keep its health and drain state, a new weight is applied in place); the pool health check decides when a new one takes traffic',
         body: BackendEntrySchema,
         response: { 200: Type.Intersect([ServerView, Type.Object({ pool: Type.String() })]), ...errors },
       },
@@ -37,7 +37,7 @@ export const backendRoutes: FastifyPluginAsyncTypebox<{ http: HttpPoolService; n
     async (req) => {
       await networkPolicy.assertAllowedHost(req.body.host, 'body.host');
       const server = await http.register(req.body);
-      return withPool(req.body.pool ?? http.pools[0]!, server);
+      return withPool(req.body.pool ?? http.defaultPool, server);
     },
   );
 

@@ -51,32 +51,49 @@ export class HttpPoolService {
     this.now = d.now ?? Date.now;
   }
 
+  /** The pool of a backend registered without one. */
+  get defaultPool(): string {
+    return this.d.config.defaultPool;
+  }
+
   /**
    * Registers the configured backends that are not registered as configured yet (several
    * instances sharing Redis all do this; a backend already there keeps its health and epoch).
    */
   async registerConfigured(): Promise<void> {
-    for (const entry of this.d.config.backends) await this.register(entry, true);
+    for (const entry of this.d.config.backends) await this.register(entry);
   }
 
-  /** Registers a backend (again: its settings replace the earlier ones). */
-  async register(entry: BackendEntry, keepIfSame = false): Promise<Server> {
-    const pool = entry.pool ?? this.d.config.defaultPool;
+  /**
+   * Registers a backend (again: its settings replace the earlier ones). A backend already
+   * registered with the same address, health path, region and maxconn is not registered anew:
+   * that would reset its health to unknown and its admin state to active, taking a serving
+   * backend out of rotation until its next probe (the only one of a pool: an outage) and
+   * undoing a drain. Its weight alone is patched in place.
+   */
+  async register(entry: BackendEntry): Promise<Server> {
+    const pool = entry.pool ?? this.defaultPool;
     this.assertPool(pool);
     const id = backendId(entry);
     const url = serviceUrl(entry);
+    const weight = entry.weight ?? 100;
     const attributes: Record<string, number | string | boolean> = { host: entry.host, port: entry.port };
     if (entry.maxconn !== undefined) attributes.maxconn = entry.maxconn;
     const existing = this.d.store.getServer(pool, id);
     if (
-      keepIfSame &&
       existing &&
+      existing.kind === 'http' &&
       existing.serviceUrl === url &&
-      existing.weight === (entry.weight ?? 100) &&
       existing.healthPath === entry.healthPath &&
+      existing.region === entry.region &&
       existing.attributes.maxconn === attributes.maxconn
     ) {
-      return existing;
+      if (existing.weight === weight) return existing;
+      const patched = await this.d.store.patchServer(pool, id, { weight });
+      if (patched) {
+        this.d.logger?.info({ pool, id, weight }, 'backend weight changed');
+        return patched;
+      }
     }
     const { server } = await this.d.store.registerServer(
       pool,
@@ -85,7 +102,7 @@ export class HttpPoolService {
         kind: 'http',
         serviceUrl: url,
         capacity: UNBOUNDED,
-        weight: entry.weight ?? 100,
+        weight,
         ...(entry.region !== undefined ? { region: entry.region } : {}),
         ...(entry.healthPath !== undefined ? { healthPath: entry.healthPath } : {}),
         attributes,
