@@ -49,6 +49,8 @@ export interface Switchboard {
   proxyCluster?: ProxyCluster;
   /** Base URL of the proxy listener, when it runs. */
   proxyUrl?: string;
+  /** Base URL of the proxy's TLS listener, when proxy.tls is configured. */
+  proxyTlsUrl?: string;
   /** Base URL the API listens on. */
   url: string;
   close(): Promise<void>;
@@ -142,7 +144,9 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   for (const pool of httpPoolNames) {
     const hc = poolConfig(config.proxy, pool).healthCheck;
     const intervalMs = hc.intervalMs ?? config.health.intervalMs;
-    const timeoutMs = Math.min(hc.timeoutMs ?? config.health.timeoutMs, Math.max(10, intervalMs - 1));
+    // A pool with its own interval and no timeout of its own: half its interval (capped at the
+    // global timeout's 5 s default), as the global timeout follows HEALTH_CHECK_INTERVAL.
+    const timeoutMs = Math.min(hc.timeoutMs ?? (hc.intervalMs !== undefined ? Math.min(5_000, Math.floor(hc.intervalMs / 2)) : config.health.timeoutMs), Math.max(10, intervalMs - 1));
     const healthy = statusMatcher(hc.expectStatus);
     checkers.push(
       new HealthChecker({
@@ -201,6 +205,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   let proxy: ProxyServer | undefined;
   let proxyCluster: ProxyCluster | undefined;
   let proxyUrl: string | undefined;
+  let proxyTlsUrl: string | undefined;
   let limiter: RateLimiter | undefined;
   if (http) {
     try {
@@ -209,10 +214,13 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       if (config.proxy.workers > 1) {
         proxyCluster = await startProxyCluster({ config, store, pools: httpPoolNames, logger, metrics });
         proxyUrl = proxyCluster.url;
+        proxyTlsUrl = proxyCluster.tlsUrl;
+        if (proxyTlsUrl) logger.info({ url: proxyTlsUrl }, `proxy TLS listening on ${proxyTlsUrl}`);
       } else {
         proxy = new ProxyServer({ config: config.proxy, pools: httpPoolNames, directory: new StoreDirectory(store), registry: metrics.registry, logger, networkPolicy, ...(limiter ? { limiter } : {}) });
         const { port: proxyPort, tlsPort } = await proxy.listen();
         proxyUrl = `http://${displayHost(config.proxy.host)}:${proxyPort}`;
+        if (tlsPort !== undefined) proxyTlsUrl = `https://${displayHost(config.proxy.host)}:${tlsPort}`;
         if (tlsPort !== undefined) logger.info({ port: tlsPort }, `proxy TLS listening on https://${displayHost(config.proxy.host)}:${tlsPort}`);
       }
       logger.info({ pools: httpPoolNames, backends: http.list().length, workers: config.proxy.workers }, `proxy listening on ${proxyUrl}`);
@@ -259,6 +267,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     ...(proxy ? { proxy } : {}),
     ...(proxyCluster ? { proxyCluster } : {}),
     ...(proxyUrl ? { proxyUrl } : {}),
+    ...(proxyTlsUrl ? { proxyTlsUrl } : {}),
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       (closing ??= (async () => {

@@ -28,10 +28,12 @@ export type ToWorker =
   | { sb: 'servers'; pool: string; servers: Server[] }
   | { sb: 'room'; id: number; location: RoomLocation }
   | { sb: 'close'; graceMs: number };
-export type FromWorker = { sb: 'ready' } | { sb: 'listening'; port: number; tlsPort?: number } | { sb: 'room'; id: number; roomId: string } | { sb: 'failed'; message: string };
+export type FromWorker = { sb: 'ready' } | { sb: 'listening'; port: number; tlsPort?: number } | { sb: 'room'; id: number; roomId: string } | { sb: 'failed'; message: string; code?: string };
 
 export interface ProxyCluster {
   url: string;
+  /** Base URL of the TLS listener, when proxy.tls is configured. */
+  tlsUrl?: string;
   workers(): number;
   close(graceMs: number): Promise<void>;
 }
@@ -44,6 +46,11 @@ export interface ProxyClusterOptions {
   metrics: Metrics['registry'] | Metrics;
 }
 
+const RESTART_MIN_MS = 250;
+const RESTART_MAX_MS = 10_000;
+/** A worker that lived this long died of something new: its replacement starts at once. */
+const RESTART_STABLE_MS = 10_000;
+
 const isMsg = (m: unknown): m is FromWorker => typeof m === 'object' && m !== null && 'sb' in m;
 
 /** Starts `config.proxy.workers` proxy processes and keeps them fed and alive. */
@@ -54,6 +61,7 @@ export async function startProxyCluster(o: ProxyClusterOptions & { extraMetrics?
   const workers = new Set<Worker>();
   let closing = false;
   let port = 0;
+  let tlsPort: number | undefined;
 
   const snapshot = () => Object.fromEntries(pools.map((p) => [p, store.listServers(p)]));
   const send = (w: Worker, m: ToWorker) => {
@@ -72,9 +80,13 @@ export async function startProxyCluster(o: ProxyClusterOptions & { extraMetrics?
     dirty.add(ev.pool);
   });
 
+  // A worker that dies soon after it started is restarted later each time (500 ms doubling to
+  // 10 s), so one that cannot start (a bad certificate read at listen, no memory) does not spin.
+  let restartDelay = RESTART_MIN_MS;
   const fork = (): Promise<Worker> =>
     new Promise((resolve, reject) => {
       const w = cluster.fork({ SWITCHBOARD_PROXY_WORKER: '1' });
+      const startedAt = Date.now();
       workers.add(w);
       w.on('message', (m: unknown) => {
         if (!isMsg(m)) return;
@@ -82,18 +94,23 @@ export async function startProxyCluster(o: ProxyClusterOptions & { extraMetrics?
         if (m.sb === 'ready') send(w, { sb: 'init', config, pools, servers: snapshot() });
         else if (m.sb === 'listening') {
           port = m.port;
+          tlsPort = m.tlsPort;
           resolve(w);
-        } else if (m.sb === 'failed') reject(new Error(`proxy worker failed to start: ${m.message}`));
-        else if (m.sb === 'room') send(w, { sb: 'room', id: m.id, location: locateRoom(store, m.roomId) });
+        } else if (m.sb === 'failed') {
+          // The error's code travels too: EADDRINUSE becomes "proxy port N is in use" at start.
+          reject(Object.assign(new Error(`proxy worker failed to start: ${m.message}`), m.code !== undefined ? { code: m.code } : {}));
+        } else if (m.sb === 'room') send(w, { sb: 'room', id: m.id, location: locateRoom(store, m.roomId) });
       });
       w.once('exit', (code, signal) => {
         workers.delete(w);
         reject(new Error(`proxy worker exited during start (code ${code}, signal ${signal})`));
         if (closing) return;
-        logger.error({ pid: w.process.pid, code, signal }, 'proxy worker died; starting another');
+        restartDelay = Date.now() - startedAt > RESTART_STABLE_MS ? RESTART_MIN_MS : Math.min(restartDelay * 2, RESTART_MAX_MS);
+        const delay = restartDelay;
+        logger.error({ pid: w.process.pid, code, signal, restartInMs: delay }, 'proxy worker died; starting another');
         setTimeout(() => {
           if (!closing) fork().catch((err: unknown) => logger.error({ err }, 'proxy worker restart failed'));
-        }, 500).unref();
+        }, delay).unref();
       });
     });
 
@@ -109,8 +126,10 @@ export async function startProxyCluster(o: ProxyClusterOptions & { extraMetrics?
   const aggregator = new AggregatorRegistry();
   if ('extra' in o.metrics) o.metrics.extra.source = () => aggregator.clusterMetrics();
   const host = config.proxy.host === '0.0.0.0' || config.proxy.host === '::' ? '127.0.0.1' : config.proxy.host;
+  const shown = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `http://${shown}:${port}`,
+    ...(tlsPort !== undefined ? { tlsUrl: `https://${shown}:${tlsPort}` } : {}),
     workers: () => workers.size,
     close: async (graceMs) => {
       closing = true;

@@ -21,9 +21,22 @@ export function isWebSocket(head: RequestHead): boolean {
   return head.wsKey || (head.upgrade !== undefined && head.upgrade.toLowerCase() === 'websocket');
 }
 
-/** The host a request names, lower-case, without its port. */
+/**
+ * The host a request names, lower-case, without its port. An absolute-form target's authority
+ * wins over the Host header (RFC 9112 3.2.2: a server must ignore Host then), so a request cannot
+ * be routed by one name while naming another to a backend that reads the target.
+ */
 export function requestHost(head: RequestHead): string | undefined {
-  const h = head.host;
+  let h = head.host;
+  const t = head.target;
+  if (t.charCodeAt(0) !== 0x2f) {
+    const scheme = t.indexOf('://');
+    if (scheme !== -1) {
+      const end = t.slice(scheme + 3).search(/[/?#]/);
+      const authority = end === -1 ? t.slice(scheme + 3) : t.slice(scheme + 3, scheme + 3 + end);
+      h = authority.slice(authority.lastIndexOf('@') + 1);
+    }
+  }
   if (h === undefined) return undefined;
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1).toLowerCase();
   const colon = h.lastIndexOf(':');
@@ -117,7 +130,8 @@ export class Router {
       match: compileMatch(r.match),
       route: {
         name: r.name ?? `route-${i + 1}`,
-        pool: r.pool !== undefined ? pools.get(r.pool) : undefined,
+        // A rule naming neither a pool nor a room (e.g. only a rate limit) serves from the default pool.
+        pool: r.pool !== undefined ? pools.get(r.pool) : r.room === undefined ? defaultPool : undefined,
         room: r.room,
         rateLimit: r.rateLimit ? { rate: r.rateLimit.rate, burst: r.rateLimit.burst ?? Math.max(1, Math.ceil(r.rateLimit.rate)) } : undefined,
         fallback: false,

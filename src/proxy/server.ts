@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server as TlsServer } from 'node:tls';
@@ -46,12 +47,14 @@ export class ProxyServer {
   private tick: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
   private readonly metrics: ProxyMetrics;
+  /** The TLS listener's bound port, once listening (config.tls; port 0 binds a free one). */
+  tlsPort: number | undefined;
 
   constructor(private readonly o: ProxyServerOptions) {
     const { config } = o;
     this.metrics = new ProxyMetrics(o.registry, () => this.balancers.values(), () => this.ctx.conns.size, o.logger.child({ component: 'proxy' }), config.accessLog.sampleRate);
     for (const name of o.pools) {
-      this.balancers.set(name, new PoolBalancer(name, poolConfig(config, name), config.limits.maxIdlePerBackend, o.networkPolicy, Math.random, (u) => this.metrics.forget(u)));
+      this.balancers.set(name, new PoolBalancer(name, poolConfig(config, name), config.limits.maxIdlePerBackend, o.networkPolicy, Math.random, (u, successor) => this.metrics.forget(u, successor)));
     }
     this.rooms = new RoomRouter(o.directory, config.limits.maxIdlePerBackend, o.networkPolicy);
     const perIp: BucketSpec | undefined = config.rateLimit.perIp ? { rate: config.rateLimit.perIp.rate, burst: config.rateLimit.perIp.burst ?? Math.max(1, Math.ceil(config.rateLimit.perIp.rate)) } : undefined;
@@ -82,12 +85,14 @@ export class ProxyServer {
     const port = await listenOn(plain, config.host, config.port);
     let tlsPort: number | undefined;
     if (config.tls) {
-      const secure = createTlsServer({ SNICallback: sniCallback(config.tls.certs), ...readPair(config.tls.certs[0]!) }, (s) => this.accept(s, 'https'));
+      const certs = loadCerts(config.tls.certs);
+      const secure = createTlsServer({ SNICallback: sniCallback(certs), ...certs[0]!.pair, handshakeTimeout: config.limits.headersTimeoutMs }, (s) => this.accept(s, 'https'));
       secure.maxConnections = config.limits.maxConnections;
       // A failed handshake is the client's problem, never the process's.
       secure.on('tlsClientError', () => undefined);
       this.servers.push(secure);
       tlsPort = await listenOn(secure, config.host, config.tls.port);
+      this.tlsPort = tlsPort;
     }
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     this.tick.unref();
@@ -151,24 +156,64 @@ function listenOn(server: NetServer | TlsServer, host: string, port: number): Pr
   });
 }
 
-function readPair(c: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
-  return { cert: readFileSync(c.cert), key: readFileSync(c.key) };
+type CertConfig = NonNullable<ProxyConfig['tls']>['certs'][number];
+interface LoadedCert {
+  pair: { cert: Buffer; key: Buffer };
+  ctx: SecureContext;
+  names: string[];
+}
+
+/** Reads and checks every certificate up front: a bad one fails the start naming its entry. */
+function loadCerts(certs: readonly CertConfig[]): LoadedCert[] {
+  return certs.map((c, i) => {
+    const where = `proxy.tls.certs[${i}]`;
+    let pair: LoadedCert['pair'];
+    try {
+      pair = { cert: readFileSync(c.cert), key: readFileSync(c.key) };
+    } catch (err) {
+      throw new Error(`${where}: ${(err as Error).message}`);
+    }
+    let ctx: SecureContext;
+    try {
+      ctx = createSecureContext(pair);
+    } catch (err) {
+      throw new Error(`${where} (cert ${c.cert}, key ${c.key}): ${(err as Error).message}`);
+    }
+    return { pair, ctx, names: c.servernames ?? certNames(pair.cert) };
+  });
+}
+
+/** The names a certificate serves when `servernames` is left out: its DNS subjectAltNames, else its CN (as HAProxy's `crt`). */
+function certNames(pem: Buffer): string[] {
+  try {
+    const x = new X509Certificate(pem);
+    const san = (x.subjectAltName ?? '')
+      .split(',')
+      .map((e) => e.trim())
+      .filter((e) => e.startsWith('DNS:'))
+      .map((e) => e.slice(4));
+    if (san.length > 0) return san;
+    const cn = /(?:^|\n)CN=([^\n]+)/.exec(x.subject)?.[1];
+    return cn ? [cn] : [];
+  } catch {
+    return [];
+  }
 }
 
 /** SNI: exact names first, then `*.suffix` wildcards, else the first certificate. */
-function sniCallback(certs: ProxyConfig['tls'] extends infer T ? (T extends { certs: infer C } ? C : never) : never): (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void {
+function sniCallback(certs: readonly LoadedCert[]): (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void {
   const exact = new Map<string, SecureContext>();
   const wildcard: [string, SecureContext][] = [];
-  const first = createSecureContext(readPair(certs[0]!));
+  const first = certs[0]!.ctx;
   for (const c of certs) {
-    const ctx = createSecureContext(readPair(c));
-    for (const n of c.servernames ?? []) {
-      if (n.startsWith('*.')) wildcard.push([n.slice(1).toLowerCase(), ctx]);
-      else exact.set(n.toLowerCase(), ctx);
+    for (const n of c.names) {
+      if (n.startsWith('*.')) wildcard.push([n.slice(1).toLowerCase(), c.ctx]);
+      else if (!exact.has(n.toLowerCase())) exact.set(n.toLowerCase(), c.ctx);
     }
   }
   return (name, cb) => {
-    const n = name.toLowerCase();
+    // A fully qualified name (`a.test.`) is the same name.
+    const n = (name.endsWith('.') ? name.slice(0, -1) : name).toLowerCase();
     const hit = exact.get(n) ?? wildcard.find(([suffix]) => n.endsWith(suffix))?.[1];
     cb(null, hit ?? first);
   };

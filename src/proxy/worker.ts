@@ -16,7 +16,8 @@ const send = (m: FromWorker) => process.send?.(m);
 
 process.on('message', (m: ToWorker) => {
   if (m.sb === 'init') void start(m).catch((err: unknown) => {
-    send({ sb: 'failed', message: (err as Error).message });
+    const code = (err as NodeJS.ErrnoException).code;
+    send({ sb: 'failed', message: (err as Error).message, ...(typeof code === 'string' ? { code } : {}) });
     process.exit(1);
   });
   else if (m.sb === 'close') void (proxy?.close(m.graceMs) ?? Promise.resolve()).finally(() => process.exit(0));
@@ -33,6 +34,10 @@ async function start(m: Extract<ToWorker, { sb: 'init' }>): Promise<void> {
   const logger = createLogger(config).child({ worker: process.pid });
   directory = new IpcDirectory(m.servers);
   const registry = new Registry();
+  // The primary's AggregatorRegistry asks each worker over IPC; prom-client answers only once an
+  // AggregatorRegistry was constructed in this process (that adds its message listener):
+  // setRegistries alone leaves every scrape of the primary's /metrics to time out (5 s).
+  new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
   const limited = config.proxy.rateLimit.perIp !== undefined || config.proxy.routes.some((r) => r.rateLimit !== undefined);
   let limiter: RateLimiter | undefined;
