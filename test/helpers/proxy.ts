@@ -118,13 +118,13 @@ export interface ProxyUnderTest {
  * backend is healthy.
  */
 export type ProxyOptions = Partial<Omit<ProxyConfig, 'pools' | 'limits'>> & {
-  /** Pool settings; what is left out takes its default (health checks: rise 1, fall 1). */
+  /** Pool settings; what is left out takes its default (health checks every 100 ms, timeout 90 ms, rise 1, fall 2: quick, yet one probe slowed by a busy machine takes nothing down). */
   pools?: Record<string, Record<string, unknown>>;
   limits?: Partial<ProxyConfig['limits']>;
 };
 
 export async function startProxy(proxy: ProxyOptions, opts: { env?: Record<string, string>; mutate?: (c: Config) => void } = {}): Promise<ProxyUnderTest> {
-  const config = loadConfig({ env: { APP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.SB_TEST_LOG_LEVEL ?? 'silent', HEALTH_CHECK_INTERVAL: '100', ...opts.env }, cwd: '/nonexistent' });
+  const config = loadConfig({ env: { APP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.SB_TEST_LOG_LEVEL ?? 'silent', HEALTH_CHECK_INTERVAL: '100', HEALTH_CHECK_TIMEOUT: '90', ...opts.env }, cwd: '/nonexistent' });
   const { pools: partialPools, limits, ...rest } = proxy;
   config.proxy = { ...config.proxy, ...rest, limits: { ...config.proxy.limits, ...limits }, enabled: true, host: '127.0.0.1', port: proxy.port ?? 0 };
   const names = new Set([config.proxy.defaultPool, 'media', ...Object.keys(partialPools ?? {}), ...config.proxy.backends.map((b) => b.pool ?? config.proxy.defaultPool)]);
@@ -132,7 +132,7 @@ export async function startProxy(proxy: ProxyOptions, opts: { env?: Record<strin
   for (const name of names) {
     const given = structuredClone(partialPools?.[name] ?? {}) as Record<string, unknown>;
     const hc = (given.healthCheck ?? {}) as Record<string, unknown>;
-    given.healthCheck = { rise: 1, fall: 1, path: '/health', ...hc };
+    given.healthCheck = { rise: 1, fall: 2, path: '/health', ...hc };
     pools[name] = Value.Default(HttpPoolSchema, given) as ProxyConfig['pools'][string];
   }
   config.proxy.pools = pools;
