@@ -12,6 +12,8 @@ import { answerRoomsOnceMapped, startHaproxyMode, type HaproxyMode } from './hap
 import { createMetrics } from './metrics/registry.js';
 import { Notifier } from './pools/notifier.js';
 import { ORIGINS_POOL, OriginService } from './pools/origins/service.js';
+import { StreamService } from './pools/origins/streams.js';
+import { startOriginProxies, type OriginProxies } from './proxy/streaming/index.js';
 import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
 import { TURN_POOL, TurnService } from './pools/turn/service.js';
 import { agentTarget, queryAgent } from './probes/agent-check.js';
@@ -36,6 +38,10 @@ export interface Switchboard {
   turn: TurnService;
   /** Streaming origins (seed 003). */
   origins: OriginService;
+  /** Streams on origins (seed 003): stream → origin mapping and session indexes. */
+  streams: StreamService;
+  /** Seed 003's media listeners that are configured (RTMP, HTTP-FLV/HLS, WHIP/WHEP, WebRTC UDP). */
+  originProxies?: OriginProxies;
   /** SRS's system API listener (origins.systemApiPort / PROXY_SYSTEM_API), when configured. */
   systemApi?: { app: FastifyInstance; url: string };
   checkers: HealthChecker[];
@@ -103,6 +109,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   const rooms = new RoomService({ store, config: config.rooms, notifier, metrics, logger, instanceId, networkPolicy });
   const turn = new TurnService({ store, config: config.turn, metrics, logger, networkPolicy });
   const origins = new OriginService({ store, config: config.origins, logger, instanceId });
+  const streams = new StreamService({ store, instanceId, logger, sessionTtlMs: (config.origins.sessionTtlSeconds ?? 120) * 1000 });
   const askAgent = (server: Parameters<typeof agentTarget>[0]) => {
     const target = agentTarget(server);
     return target ? queryAgent(target, config.health.timeoutMs, networkPolicy) : Promise.resolve(undefined);
@@ -235,6 +242,19 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       throw err;
     }
   }
+  // Seed 003's media listeners (RTMP, HTTP-FLV/HLS, WHIP/WHEP, WebRTC UDP), each when its port is set.
+  let originProxies: OriginProxies | undefined;
+  try {
+    originProxies = await startOriginProxies({ config, store, streams, logger, networkPolicy });
+  } catch (err) {
+    await proxy?.close(0);
+    await proxyCluster?.close(0);
+    await app.close().catch(() => undefined);
+    await systemApp?.close().catch(() => undefined);
+    await haproxy?.close();
+    await store.close();
+    throw err;
+  }
   await turn.start();
   rooms.start();
   origins.start();
@@ -260,6 +280,8 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     rooms,
     turn,
     origins,
+    streams,
+    ...(originProxies ? { originProxies } : {}),
     ...(systemApi ? { systemApi } : {}),
     checkers,
     ...(haproxy ? { haproxy } : {}),
@@ -275,7 +297,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
         origins.stop();
         // The data plane first: requests under way and open WebSockets get most of the grace.
         const proxyGrace = Math.floor(config.server.shutdownTimeoutMs * 0.6);
-        await Promise.all([proxy?.close(proxyGrace), proxyCluster?.close(proxyGrace)]);
+        await Promise.all([proxy?.close(proxyGrace), proxyCluster?.close(proxyGrace), originProxies?.close()]);
         await Promise.all(checkers.map((c) => c.stop()));
         // New requests get 503 while the ones under way finish: rooms being created start no
         // new attempt, and a media server still silent after the grace is cut short (its

@@ -45,9 +45,14 @@ const envPaths: [string, string[]][] = [
   ['TURN_SECRET', ['turn', 'secret']],
   ['TURN_CREDENTIALS_TOKEN', ['turn', 'credentialsToken']],
   ['TURN_CREDENTIALS_REQUIRE_AUTH', ['turn', 'credentialsRequireAuth']],
-  // SRS's proxy (seed 003). PROXY_RTMP_SERVER, PROXY_HTTP_SERVER, PROXY_HTTP_API,
-  // PROXY_WEBRTC_SERVER and PROXY_SRT_SERVER come with the media proxies (issue 16).
+  // SRS's proxy (seed 003): the system API and the media listeners.
   ['PROXY_SYSTEM_API', ['origins', 'systemApiPort']],
+  ['PROXY_RTMP_SERVER', ['origins', 'rtmpPort']],
+  ['PROXY_HTTP_SERVER', ['origins', 'httpPort']],
+  ['PROXY_HTTP_API', ['origins', 'httpApiPort']],
+  ['PROXY_WEBRTC_SERVER', ['origins', 'webrtcPort']],
+  ['PROXY_SRT_SERVER', ['origins', 'srtPort']],
+  ['CANDIDATE', ['origins', 'webrtcCandidate']],
   // seed 002: the proxy listener and its worker processes.
   ['PORT', ['proxy', 'port']],
   ['WORKER_COUNT', ['proxy', 'workers']],

@@ -182,6 +182,17 @@ export const ConfigSchema = Type.Object(
         systemApiPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'System API port (env PROXY_SYSTEM_API); none when unset.' })),
         /** An origin not registered (or heartbeated) within this is shown unhealthy (SRS: 300 s). */
         aliveSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 300 }),
+        /** The media listeners, as SRS's proxy names them; each starts when its port is set. */
+        rtmpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'RTMP (env PROXY_RTMP_SERVER; SRS proxy: 11935).' })),
+        httpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'HTTP-FLV, HTTP-TS, HLS (env PROXY_HTTP_SERVER; SRS proxy: 18080).' })),
+        httpApiPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'WHIP/WHEP (env PROXY_HTTP_API; SRS proxy: 11985).' })),
+        webrtcPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'WebRTC over UDP (env PROXY_WEBRTC_SERVER; SRS proxy: 18000).' })),
+        /** SRT (env PROXY_SRT_SERVER) is not proxied yet: setting it logs a warning and starts nothing. */
+        srtPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+        /** The address WebRTC clients reach Switchboard's UDP port at, put in SDP answers (env CANDIDATE, as SRS). */
+        webrtcCandidate: Type.Optional(Type.String({ minLength: 1 })),
+        /** HLS and WebRTC session indexes live this long after their last use (SRS: 120 s). */
+        sessionTtlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'Default 120.' })),
       },
       { additionalProperties: false, default: {} },
     ),
