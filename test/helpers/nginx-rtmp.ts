@@ -7,6 +7,15 @@ import { freePort, waitForPort } from './ports.js';
 
 export const RTMP_MODULE = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
 
+/** Extra features of the nginx-rtmp origin (all off by default). */
+export interface NginxRtmpOptions {
+  /**
+   * HLS: `application live` also writes HLS (1 s fragments, 4 s playlists) and the HTTP server
+   * serves it at `/live/<stream>.m3u8` and `/live/<stream>-N.ts`.
+   */
+  hls?: boolean;
+}
+
 /** One nginx with libnginx-mod-rtmp: `application live { live on; }` and `rtmp_stat all` on /stat. */
 export class NginxRtmp {
   private constructor(
@@ -17,9 +26,18 @@ export class NginxRtmp {
   ) {}
 
   /** `chunkSize`: nginx's outgoing chunk size (its default is 4096). */
-  static async start(host = '127.0.0.1', chunkSize = 4096): Promise<NginxRtmp> {
+  static async start(host = '127.0.0.1', chunkSize = 4096, options: NginxRtmpOptions = {}): Promise<NginxRtmp> {
     const dir = mkdtempSync(join(tmpdir(), 'sb-nginx-rtmp-'));
     const [rtmpPort, httpPort] = [await freePort(), await freePort()];
+    const hlsApp = options.hls ? ` hls on; hls_path ${dir}/hls; hls_fragment 1s; hls_playlist_length 4s;` : '';
+    const hlsHttp = options.hls
+      ? `
+    location /live {
+      alias ${dir}/hls;
+      types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+      add_header Cache-Control no-cache;
+    }`
+      : '';
     const conf = `load_module ${RTMP_MODULE};
 daemon off;
 master_process off;
@@ -30,7 +48,7 @@ rtmp {
   server {
     listen ${host}:${rtmpPort};
     chunk_size ${chunkSize};
-    application live { live on; }
+    application live { live on;${hlsApp} }
   }
 }
 http {
@@ -42,7 +60,7 @@ http {
   scgi_temp_path ${dir}/scgi;
   server {
     listen ${host}:${httpPort};
-    location /stat { rtmp_stat all; }
+    location /stat { rtmp_stat all; }${hlsHttp}
   }
 }
 `;

@@ -6,9 +6,8 @@ import type { StreamService } from '../../pools/origins/streams.js';
 import { AppError } from '../../errors.js';
 import type { NetworkPolicy } from '../../security/network-policy.js';
 import type { StateStore } from '../../store/store.js';
-import { ORIGINS_POOL } from '../../pools/origins/service.js';
 import { RtmpProxy } from '../rtmp/proxy.js';
-import { StreamHttpProxy, type SegmentIndex } from './http.js';
+import { storeSegmentIndex, StreamHttpProxy } from './http.js';
 import { RtcUdpProxy } from './udp.js';
 import { WhipProxy } from './whip.js';
 
@@ -27,14 +26,6 @@ export function originAddress(server: Pick<Server, 'id' | 'endpoints'>, protocol
   const addr = entry !== undefined ? listenAddress(server.endpoints.host ?? '', entry) : undefined;
   if (!addr || addr.host === '') throw new AppError(503, 'origin_no_' + protocol, `origin ${server.id} registered no ${protocol} port`);
   return addr;
-}
-
-/** HLS segment paths → stream, in the store's indexes: any instance finds a segment's origin. */
-function storeSegmentIndex(store: StateStore, ttlMs: number): SegmentIndex {
-  return {
-    remember: (path, key) => store.setIndex(ORIGINS_POOL, 'seg', path, key, ttlMs),
-    lookup: (path) => store.getIndex(ORIGINS_POOL, 'seg', path),
-  };
 }
 
 /**
@@ -58,7 +49,7 @@ export async function startOriginProxies(o: { config: Config; store: StateStore;
       started.push(out.rtmp);
     }
     if (c.httpPort !== undefined) {
-      out.http = new StreamHttpProxy({ streams, host, port: c.httpPort, logger: logger.child({ component: 'stream-http' }), segments: storeSegmentIndex(o.store, (c.sessionTtlSeconds ?? 120) * 1000) });
+      out.http = new StreamHttpProxy({ streams, host, port: c.httpPort, logger: logger.child({ component: 'stream-http' }), segments: storeSegmentIndex(o.store, (c.sessionTtlSeconds ?? 120) * 1000), networkPolicy: o.networkPolicy });
       await out.http.listen();
       started.push(out.http);
     }
