@@ -21,7 +21,7 @@ import { HealthChecker } from './probes/checker.js';
 import { joinUrl, probeHttp, statusMatcher } from './probes/http.js';
 import { HttpPoolService, httpPools } from './pools/http/service.js';
 import { StoreDirectory } from './proxy/directory.js';
-import { poolConfig, ProxyServer } from './proxy/server.js';
+import { openSharedIndexClient, poolConfig, ProxyServer } from './proxy/server.js';
 import { startProxyCluster, type ProxyCluster } from './proxy/cluster.js';
 import { createRateLimiter, type RateLimiter } from './proxy/rate-limit/index.js';
 import { NetworkPolicy } from './security/network-policy.js';
@@ -224,7 +224,8 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
         proxyTlsUrl = proxyCluster.tlsUrl;
         if (proxyTlsUrl) logger.info({ url: proxyTlsUrl }, `proxy TLS listening on ${proxyTlsUrl}`);
       } else {
-        proxy = new ProxyServer({ config: config.proxy, pools: httpPoolNames, directory: new StoreDirectory(store), registry: metrics.registry, logger, networkPolicy, ...(limiter ? { limiter } : {}) });
+        const sharedIndexClient = openSharedIndexClient(config);
+        proxy = new ProxyServer({ config: config.proxy, pools: httpPoolNames, directory: new StoreDirectory(store), registry: metrics.registry, logger, networkPolicy, ...(limiter ? { limiter } : {}), ...(sharedIndexClient ? { sharedIndexClient, sharedIndexPrefix: config.store.redis.prefix } : {}) });
         const { port: proxyPort, tlsPort } = await proxy.listen();
         proxyUrl = `http://${displayHost(config.proxy.host)}:${proxyPort}`;
         if (tlsPort !== undefined) proxyTlsUrl = `https://${displayHost(config.proxy.host)}:${tlsPort}`;

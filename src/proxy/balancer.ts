@@ -190,6 +190,7 @@ export class PoolBalancer {
     if (!changed && panic === this.panic && next.length === this.candidates.length && next.every((u, i) => u === this.candidates[i])) return;
     this.panic = panic;
     this.candidates = next;
+    this.ordered = undefined;
     this.drainQueue();
   }
 
@@ -198,6 +199,24 @@ export class PoolBalancer {
     const u = this.picker.pick(this.candidates, { key, random: this.random, exclude });
     if (u) this.taken(u);
     return u;
+  }
+
+  /** Seed 002's shared round-robin position (set when `sharedRoundRobin` is on and Redis is there). */
+  sharedIndex: (() => Promise<number>) | undefined;
+  private ordered: Upstream[] | undefined;
+
+  /** Round-robin from a shared position `n`: the first candidate with room from n on. */
+  pickAt(n: number, exclude: ReadonlySet<string> | undefined): Upstream | undefined {
+    // By id: every process must count over the same order (their views list servers differently).
+    const c = (this.ordered ??= [...this.candidates].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)));
+    for (let i = 0; i < c.length; i++) {
+      const u = c[(n + i) % c.length]!;
+      if (u.weight > 0 && (u.maxconn === 0 || u.inflight < u.maxconn) && !exclude?.has(u.id)) {
+        this.taken(u);
+        return u;
+      }
+    }
+    return undefined;
   }
 
   /** A specific backend (sticky cookie) if it is a candidate with room. */

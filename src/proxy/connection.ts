@@ -290,11 +290,26 @@ export class ClientConn implements UpstreamHandler, Waiter {
       const id = serverIdFromCookie(readStickyCookie(headerValue(head, 'cookie'), cfg.sticky.cookie) ?? '');
       if (id !== undefined) u = pool.pickById(id);
     }
-    if (!u) {
-      u = pool.pick(this.hashKey(pool), this.tried ?? EMPTY);
-      // Pinned to nothing usable (new client, or its server is down): pin to this one (redispatch).
-      if (u) this.pin(pool, u);
+    if (!u && pool.sharedIndex && this.attempts === 0) {
+      // Seed 002's shared index: the position comes from Redis (one INCR); on failure, local order.
+      void pool.sharedIndex().then(
+        (n) => this.picked(pool, pool.pickAt(n, undefined), true),
+        () => this.picked(pool, pool.pick(undefined, undefined), true),
+      );
+      return;
     }
+    this.picked(pool, u ?? pool.pick(this.hashKey(pool), this.tried ?? EMPTY), u === undefined);
+  }
+
+  /** After the choice: send to `u`, or queue when no backend has room. `fresh`: not the client's pinned one. */
+  private picked(pool: PoolBalancer, u: Upstream | undefined, fresh: boolean): void {
+    if (this.st === St.Closed) {
+      if (u) pool.release(u);
+      return;
+    }
+    const cfg = pool.config;
+    // Pinned to nothing usable (new client, or its server is down): pin to this one (redispatch).
+    if (u && fresh) this.pin(pool, u);
     if (u) return this.assign(u);
     // A retry that finds every backend tried (or full) fails now: queueing it would hold the
     // client for the queue timeout and then hand it, maybe, the backend that just failed.

@@ -81,6 +81,12 @@ export const HttpPoolSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * Seed 002's Redis-backed round-robin index: with the Redis store and `round-robin`, every
+     * worker and instance takes the next position from one counter (one INCR per request), so the
+     * rotation is global, not per process. Costs a Redis round trip per request (docs/benchmarks.md).
+     */
+    sharedRoundRobin: Type.Boolean({ default: false }),
     /** Tries on another backend after a connect failure, for idempotent requests without a body. */
     retries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
   },

@@ -11,6 +11,9 @@ import { ClientConn, type ExchangeRecord, type ProxyContext } from './connection
 import type { Directory } from './directory.js';
 import { ProxyMetrics } from './metrics.js';
 import type { RateLimiter } from './rate-limit/index.js';
+import { createRedisClient, type RedisClient } from '../store/redis/connection.js';
+import { redisConnection } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { RoomRouter } from './rooms.js';
 import { Router } from './router.js';
 import { HttpPoolSchema, type HttpPoolConfig, type ProxyConfig } from './schema.js';
@@ -28,6 +31,28 @@ export interface ProxyServerOptions {
   logger: Logger;
   networkPolicy?: NetworkPolicy;
   limiter?: RateLimiter;
+  /** Redis for pools with `sharedRoundRobin` (the caller owns the connection). */
+  sharedIndexClient?: RedisClient;
+  /** Key prefix of the shared index (the store's, `sb`). */
+  sharedIndexPrefix?: string;
+}
+
+/**
+ * Seed 002's shared round-robin index: one INCR on `<prefix>:{<pool>}:rr` per request (the pool's
+ * hash tag, like its other keys). When Redis fails, this process's own count goes on.
+ */
+export function openSharedIndexClient(config: Config): RedisClient | undefined {
+  const wanted = Object.values(config.proxy.pools).some((p) => p.sharedRoundRobin && p.policy === 'round-robin');
+  return wanted && config.store.type === 'redis' ? createRedisClient(redisConnection(config)) : undefined;
+}
+
+export function sharedCounter(client: RedisClient, prefix: string, pool: string): () => Promise<number> {
+  const key = `${prefix}:{${pool}}:rr`;
+  let local = 0;
+  return () => client.incr(key).then(
+    (n) => n,
+    () => local++,
+  );
 }
 
 /** The pool settings for `name`: its configured section, or the defaults. */
@@ -56,6 +81,11 @@ export class ProxyServer {
     for (const name of o.pools) {
       this.balancers.set(name, new PoolBalancer(name, poolConfig(config, name), config.limits.maxIdlePerBackend, o.networkPolicy, Math.random, (u, successor) => this.metrics.forget(u, successor)));
     }
+    if (o.sharedIndexClient) {
+      for (const b of this.balancers.values()) {
+        if (b.config.sharedRoundRobin && b.config.policy === 'round-robin') b.sharedIndex = sharedCounter(o.sharedIndexClient, o.sharedIndexPrefix ?? 'sb', b.name);
+      }
+    }
     this.rooms = new RoomRouter(o.directory, config.limits.maxIdlePerBackend, o.networkPolicy);
     const perIp: BucketSpec | undefined = config.rateLimit.perIp ? { rate: config.rateLimit.perIp.rate, burst: config.rateLimit.perIp.burst ?? Math.max(1, Math.ceil(config.rateLimit.perIp.rate)) } : undefined;
     const metrics = this.metrics;
@@ -79,6 +109,20 @@ export class ProxyServer {
   /** Starts the listeners: plain HTTP on config.port, TLS on config.tls.port when configured. */
   async listen(): Promise<{ port: number; tlsPort?: number }> {
     const { config } = this.o;
+    // The shared index's Redis connection first: commands fail at once while it connects.
+    const redis = this.o.sharedIndexClient;
+    if (redis && redis.status !== 'ready') {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(done, 5_000);
+        redis.once('ready', done);
+        // The store's clients connect lazily; a failed first connect retries in the background.
+        if (redis.status === 'wait') redis.connect().catch(() => undefined);
+      });
+    }
     const plain = createNetServer({ noDelay: true }, (s) => this.accept(s, 'http'));
     plain.maxConnections = config.limits.maxConnections;
     this.servers.push(plain);
@@ -143,6 +187,7 @@ export class ProxyServer {
     this.rooms.close();
     await closed;
     await this.o.limiter?.close();
+    this.o.sharedIndexClient?.disconnect();
   }
 }
 

@@ -8,7 +8,7 @@ import { createLogger } from '../switchboard.js';
 import { NetworkPolicy } from '../security/network-policy.js';
 import { IpcDirectory, type FromWorker, type ToWorker } from './cluster.js';
 import { createRateLimiter, type RateLimiter } from './rate-limit/index.js';
-import { ProxyServer } from './server.js';
+import { openSharedIndexClient, ProxyServer } from './server.js';
 
 let proxy: ProxyServer | undefined;
 let directory: IpcDirectory | undefined;
@@ -45,7 +45,8 @@ async function start(m: Extract<ToWorker, { sb: 'init' }>): Promise<void> {
     limiter = config.proxy.rateLimit.store === 'redis' ? createRateLimiter({ redis: redisConnection(config), prefix: `${config.store.redis.prefix}:`, logger }) : createRateLimiter({});
     await (limiter as { ready?: (ms: number) => Promise<boolean> }).ready?.(5_000);
   }
-  proxy = new ProxyServer({ config: config.proxy, pools: m.pools, directory, registry, logger, networkPolicy: NetworkPolicy.fromConfig(config.security), ...(limiter ? { limiter } : {}) });
+  const sharedIndexClient = openSharedIndexClient(config);
+  proxy = new ProxyServer({ config: config.proxy, pools: m.pools, directory, registry, logger, networkPolicy: NetworkPolicy.fromConfig(config.security), ...(limiter ? { limiter } : {}), ...(sharedIndexClient ? { sharedIndexClient, sharedIndexPrefix: config.store.redis.prefix } : {}) });
   const { port, tlsPort } = await proxy.listen();
   send({ sb: 'listening', port, ...(tlsPort !== undefined ? { tlsPort } : {}) });
 }

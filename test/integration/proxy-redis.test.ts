@@ -58,3 +58,50 @@ describe('proxy on two instances sharing Redis', () => {
     expect(refused.json).toMatchObject({ error: 'rate_limited' });
   });
 });
+
+/** Seed 002's shared round-robin index: one rotation across instances, not one per process. */
+describe('sharedRoundRobin on two instances sharing Redis', () => {
+  let redis: RedisServer;
+  let a: ProxyUnderTest;
+  let b: ProxyUnderTest;
+  const backends: Backend[] = [];
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    backends.push(await startBackend('x'), await startBackend('y'), await startBackend('z'));
+    const proxy = { backends: backends.map((x) => ({ host: '127.0.0.1', port: x.port })), pools: { web: { policy: 'round-robin', sharedRoundRobin: true } } };
+    a = await startProxy(proxy, { env: { REDIS_URL: redis.url } });
+    b = await startProxy(proxy, { env: { REDIS_URL: redis.url } });
+  }, 30_000);
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    for (const x of backends) await x.stop();
+    await redis?.stop();
+  });
+
+  it('requests alternating between the instances still visit the backends in one rotation', async () => {
+    // Both instances' views settle first (each must list all three backends as candidates).
+    await until(async () => [a, b].every((p) => p.sb.proxy!.balancers.get('web')!.candidates.length === 3), 5_000, 'three candidates on both instances');
+    const seen: unknown[] = [];
+    for (let i = 0; i < 12; i++) seen.push((await get(`${(i % 2 ? a : b).url}/r`)).json?.backend);
+    // With a position per process, alternating instances would each see every other step of its
+    // own rotation (x z y x z y ... per instance, merged into pairs); one shared counter gives a
+    // strict cycle of period 3 over the merged sequence.
+    expect(seen.slice(3), seen.join(" ")).toEqual(seen.slice(0, -3));
+    expect(new Set(seen.slice(0, 3)).size).toBe(3);
+    expect(Number(await redisGet(redis.port, 'sb:{web}:rr'))).toBeGreaterThanOrEqual(12);
+  });
+});
+
+async function redisGet(port: number, key: string): Promise<string> {
+  const { Redis } = await import('ioredis');
+  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  await c.connect();
+  try {
+    return (await c.get(key)) ?? '';
+  } finally {
+    c.disconnect();
+  }
+}
