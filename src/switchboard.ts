@@ -214,6 +214,15 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   let proxyUrl: string | undefined;
   let proxyTlsUrl: string | undefined;
   let limiter: RateLimiter | undefined;
+  // A listener that cannot start stops what started before it.
+  const undoStart = async () => {
+    await proxy?.close(0);
+    await proxyCluster?.close(0);
+    await app.close().catch(() => undefined);
+    await systemApp?.close().catch(() => undefined);
+    await haproxy?.close();
+    await store.close();
+  };
   if (http) {
     try {
       await http.registerConfigured();
@@ -233,12 +242,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       }
       logger.info({ pools: httpPoolNames, backends: http.list().length, workers: config.proxy.workers }, `proxy listening on ${proxyUrl}`);
     } catch (err) {
-      await proxy?.close(0);
-      await proxyCluster?.close(0);
-      await app.close().catch(() => undefined);
-      await systemApp?.close().catch(() => undefined);
-      await haproxy?.close();
-      await store.close();
+      await undoStart();
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw Object.assign(new Error(`proxy port ${config.proxy.port} is in use; set PORT (or proxy.port) to a free port`), { code: 'EADDRINUSE_PROXY' });
       throw err;
     }
@@ -248,12 +252,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   try {
     originProxies = await startOriginProxies({ config, store, streams, logger, networkPolicy });
   } catch (err) {
-    await proxy?.close(0);
-    await proxyCluster?.close(0);
-    await app.close().catch(() => undefined);
-    await systemApp?.close().catch(() => undefined);
-    await haproxy?.close();
-    await store.close();
+    await undoStart();
     throw err;
   }
   await turn.start();
