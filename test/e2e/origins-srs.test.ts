@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stopChild, track } from '../helpers/children.js';
+import { stopChild } from '../helpers/children.js';
+import { complete, run } from '../helpers/media-tools.js';
 import { NginxRtmp, RTMP_MODULE } from '../helpers/nginx-rtmp.js';
 import { freePort } from '../helpers/ports.js';
 import { startSwitchboard, type SwitchboardProcess } from '../helpers/process.js';
@@ -47,31 +48,7 @@ let origins: Origin[] = [];
 let heartbeat: NodeJS.Timeout | undefined;
 const publishers = new Set<ChildProcess>();
 
-function run(cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return child;
-}
 
-/** Runs to completion; the exit code (null when killed), its output and how long it took. */
-function complete(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => void stopChild(child, 'SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
-}
 
 async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

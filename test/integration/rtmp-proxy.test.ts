@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RtmpProxy, type RtmpMode } from '../../src/proxy/rtmp/proxy.js';
 import { stopChild, track } from '../helpers/children.js';
+import { complete } from '../helpers/media-tools.js';
 import { NginxRtmp, RTMP_MODULE } from '../helpers/nginx-rtmp.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -27,23 +28,6 @@ function run(cmd: string, args: string[]): ChildProcess {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   return child;
-}
-
-/** Runs to completion; the exit code (null on a signal), its output and how long it took. */
-function complete(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  const child = run(cmd, args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => void stopChild(child, 'SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,8 @@ import { RtmpProxy } from '../../src/proxy/rtmp/proxy.js';
 import { StreamHttpProxy, storeSegmentIndex } from '../../src/proxy/streaming/http.js';
 import { NetworkPolicy } from '../../src/security/network-policy.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import { stopChild, track } from '../helpers/children.js';
+import { stopChild } from '../helpers/children.js';
+import { complete, run } from '../helpers/media-tools.js';
 import { NginxRtmp, RTMP_MODULE } from '../helpers/nginx-rtmp.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 
@@ -25,30 +26,7 @@ import { freePort, waitForPort } from '../helpers/ports.js';
 const NMS_APP = join(process.cwd(), 'node_modules/node-media-server/bin/app.js');
 const haveTools = existsSync(RTMP_MODULE) && ['/usr/bin/ffmpeg', '/usr/bin/ffprobe', '/usr/sbin/nginx'].every((p) => existsSync(p)) && existsSync(NMS_APP);
 
-function run(cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return child;
-}
 
-function complete(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => void stopChild(child, 'SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
-}
 
 async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
