@@ -181,7 +181,7 @@ export class IpcDirectory implements Directory {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        resolve({ state: 'pending' });
+        resolve({ state: 'unavailable' });
       }, 2_000);
       this.waiting.set(id, (loc) => {
         clearTimeout(timer);

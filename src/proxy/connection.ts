@@ -620,6 +620,8 @@ export class ClientConn implements UpstreamHandler, Waiter {
       this.releaseUpstream();
       this.socket.end();
       this.st = St.Closed;
+      // A client that never closes its side is cut after a short grace (the tick's timeout).
+      this.deadline = this.ctx.now + 5_000;
       return;
     }
     if (this.res && this.resBody instanceof UntilCloseBody) {

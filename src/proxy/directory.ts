@@ -5,7 +5,9 @@ import type { StateStore } from '../store/store.js';
 export type RoomLocation =
   | { state: 'ready'; serverId: string; /** Base URL the room's traffic goes to (ws/wss/http/https). */ url: string }
   | { state: 'pending' }
-  | { state: 'absent' };
+  | { state: 'absent' }
+  /** Where the room lives could not be learned (a worker's question to the primary timed out). */
+  | { state: 'unavailable' };
 
 /**
  * What the data plane reads of the registry: the servers of a pool and where rooms live. In the

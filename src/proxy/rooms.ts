@@ -26,6 +26,7 @@ export class RoomRouter implements RoomTargets {
 
   private target(roomId: string, loc: RoomLocation): RoomTarget {
     if (loc.state === 'absent') return { status: 404, error: ProxyError.roomNotFound, message: `room ${roomId} is not placed on any server` };
+    if (loc.state === 'unavailable') return { status: 503, error: ProxyError.noBackend, message: `room ${roomId}: its location could not be looked up in time; try again` };
     if (loc.state === 'pending') return { status: 503, error: ProxyError.roomPending, message: `room ${roomId} is being created; try again` };
     const where = hostPort(loc.url);
     if (!where) return { status: 503, error: ProxyError.noBackend, message: `room ${roomId}: its server's address ${loc.url} cannot be proxied` };
