@@ -1,3 +1,4 @@
+import { connect as netConnect } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findHeadEnd, parseRequestHead } from '../../src/proxy/http1/head.js';
@@ -326,4 +327,34 @@ describe('routing by host', () => {
     expect(requestHost(head('GET http://[::1]:8080/ HTTP/1.1\nHost: public.test\n'))).toBe('[::1]');
     expect(requestHost(head('GET /x HTTP/1.1\nHost: Public.Test:80\n'))).toBe('public.test');
   });
+});
+
+/** With the default tunnel timeout (an hour): a tunnel the backend closed must not wait for it. */
+describe('a half-open client after the backend closed its tunnel', () => {
+  let echo: EchoServer;
+  let pu: ProxyUnderTest;
+  beforeAll(async () => {
+    echo = await startEcho('h');
+    pu = await startProxy({ backends: [{ host: '127.0.0.1', port: echo.port, pool: 'media' }] });
+  });
+  afterAll(async () => {
+    await pu?.close();
+    await echo?.stop();
+  });
+
+  it('is let go of within seconds, not at the tunnel timeout', async () => {
+    const before = pu.sb.proxy!.connections;
+    // allowHalfOpen: this client never answers the proxy's FIN with its own.
+    const socket = netConnect({ port: pu.port, host: '127.0.0.1', allowHalfOpen: true });
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`GET /half HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    expect(pu.sb.proxy!.connections).toBe(before + 1);
+    const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+    echo.closeAll();
+    await ended; // the proxy passed the backend's close on...
+    // ...and lets go of the half-open client after a short grace (its socket closed on our side).
+    await until('the connection is no longer counted', () => pu.sb.proxy!.connections === before, 8_000);
+    socket.destroy();
+  }, 15_000);
 });
