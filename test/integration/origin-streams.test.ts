@@ -4,7 +4,7 @@ import { AppError } from '../../src/errors.js';
 import { OriginService, ORIGINS_POOL } from '../../src/pools/origins/service.js';
 import { parseSrsRegister } from '../../src/pools/origins/srs.js';
 import { streamKey } from '../../src/pools/origins/stream-key.js';
-import { StreamService, type StreamServiceDeps } from '../../src/pools/origins/streams.js';
+import { PENDING_TTL_MS, StreamService, type StreamServiceDeps } from '../../src/pools/origins/streams.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/index.js';
 import type { StateStore } from '../../src/store/store.js';
@@ -84,6 +84,22 @@ async function makeUnhealthy(store: StateStore, id: string): Promise<void> {
 
 for (const kind of ['memory', 'redis'] as const) {
   describe(`stream-sticky origins (${kind} store)`, () => {
+
+    it('a mapping left unconfirmed by an instance killed mid-locate is reclaimed by the next locate', async () => {
+      let now = Date.now();
+      const { stores, streams } = await setup(kind, { now: () => now });
+      const key = '__defaultVhost__/live/orphan';
+      // The first instance dies between reserve and confirm: its confirm never happens.
+      const confirm = stores[0].confirm.bind(stores[0]);
+      stores[0].confirm = () => Promise.reject(new Error('killed'));
+      await expect(streams[0].locate(key, 'publish')).rejects.toThrow('killed');
+      stores[0].confirm = confirm;
+      await expect.poll(() => stores[1].getPlacement(ORIGINS_POOL, key)?.state).toBe('pending');
+      now += PENDING_TTL_MS + 1_000;
+      const origin = await streams[1].locate(key, 'publish');
+      await expect.poll(() => stores[1].getPlacement(ORIGINS_POOL, key)?.state).toBe('ready');
+      expect(stores[1].getPlacement(ORIGINS_POOL, key)?.serverId).toBe(origin.id);
+    });
     it('spreads 50 streams over both origins, each staying on its origin on every instance', async () => {
       const { stores, streams, origins } = await setup(kind);
       const keys = Array.from({ length: 50 }, (_, i) => streamKey(undefined, 'live', `s${i}`));

@@ -21,6 +21,8 @@ export interface StreamServiceDeps {
 
 /** SRS's proxy keeps HLS and WebRTC session state for 120 s, renewed on each request. */
 export const SESSION_TTL_MS = 120_000;
+/** How long a mapping may stay unconfirmed before another locate reclaims it (its maker died). */
+export const PENDING_TTL_MS = 10_000;
 /** Index names in the origins pool (StateStore.setIndex). */
 const SPBHID_INDEX = 'spbhid';
 const UFRAG_INDEX = 'ufrag';
@@ -68,7 +70,9 @@ export class StreamService {
   async locate(key: string, mode: LocateMode): Promise<Server> {
     const { store } = this.d;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const result = await store.reserve(ORIGINS_POOL, { placementId: key, units: 1, policy: 'random', now: this.now(), owner: this.d.instanceId });
+      // A deadline on the pending mapping: an instance killed between reserve and confirm leaves
+      // nothing stuck, the next locate of the stream reclaims it (reserve.lua does, atomically).
+      const result = await store.reserve(ORIGINS_POOL, { placementId: key, units: 1, policy: 'random', now: this.now(), owner: this.d.instanceId, pendingTtlMs: PENDING_TTL_MS });
       if (result.outcome === 'no-capacity') return this.anyRegistered(key);
       const { placement } = result;
       if (result.outcome === 'reserved') {
