@@ -413,3 +413,39 @@ export function rawClient(port: number, host = '127.0.0.1'): Promise<RawClient> 
     socket.once('error', reject);
   });
 }
+
+/**
+ * Backends and proxies for a test file, stopped by `cleanup()` (call it in afterEach). Probes here
+ * run every 100 ms in the same event loop as the client, the proxy and the backends: on a busy
+ * 2-core machine one may time out, so pools get a 99 ms timeout and go down after 3 failed probes in
+ * a row (unless a test says otherwise) — a stall does not empty the pool.
+ */
+export function proxyFixture() {
+  let backends: Backend[] = [];
+  let proxies: ProxyUnderTest[] = [];
+  const steadyHealth = (options: ProxyOptions): ProxyOptions => {
+    const pools: Record<string, Record<string, unknown>> = { web: {}, ...options.pools };
+    for (const [name, p] of Object.entries(pools)) pools[name] = { ...p, healthCheck: { fall: 3, timeoutMs: 99, ...(p.healthCheck as Record<string, unknown> | undefined) } };
+    return { ...options, pools };
+  };
+  return {
+    async cleanup(): Promise<void> {
+      await Promise.all(proxies.map((p) => p.close()));
+      await Promise.all(backends.map((b) => b.stop()));
+      proxies = [];
+      backends = [];
+    },
+    async backendsNamed(...ids: string[]): Promise<Backend[]> {
+      const bs = await Promise.all(ids.map((id) => startBackend(id)));
+      backends.push(...bs);
+      return bs;
+    },
+    /** A proxy over `bs` (ids = backend names); `entry` adds per-backend settings (weight, maxconn). */
+    async proxyFor(bs: Backend[], options: ProxyOptions = {}, extra: { entry?: (b: Backend) => Record<string, unknown>; env?: Record<string, string> } = {}): Promise<ProxyUnderTest> {
+      const entry = extra.entry ?? (() => ({}));
+      const pu = await startProxy({ backends: bs.map((b) => ({ host: '127.0.0.1', port: b.port, id: b.id, ...entry(b) })), ...steadyHealth(options) }, extra.env ? { env: extra.env } : {});
+      proxies.push(pu);
+      return pu;
+    },
+  };
+}

@@ -1,45 +1,15 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { get, startBackend, startProxy, type Backend, type ProxyOptions, type ProxyUnderTest } from '../helpers/proxy.js';
+import { get, proxyFixture } from '../helpers/proxy.js';
 
 /**
  * Balancing through the real proxy: each policy's distribution, sticky cookies, maxconn and the
  * queue, rate limits and the per-backend metrics. Backends are stand-ins in this process.
  */
 
-let backends: Backend[] = [];
-let proxies: ProxyUnderTest[] = [];
-
-afterEach(async () => {
-  await Promise.all(proxies.map((p) => p.close()));
-  await Promise.all(backends.map((b) => b.stop()));
-  proxies = [];
-  backends = [];
-});
-
-async function backendsNamed(...ids: string[]): Promise<Backend[]> {
-  const bs = await Promise.all(ids.map((id) => startBackend(id)));
-  backends.push(...bs);
-  return bs;
-}
-
-/**
- * Health probes here run every 100 ms with a 50 ms timeout (HEALTH_CHECK_INTERVAL=100 → half of
- * it), in the same event loop as the client, the proxy and the backends: on a busy 2-core machine
- * a probe may time out. A 99 ms timeout and down after 3 failed probes in a row (unless a test
- * says otherwise), so a stall does not empty the pool.
- */
-function steadyHealth(options: ProxyOptions): ProxyOptions {
-  const pools: Record<string, Record<string, unknown>> = { web: {}, ...options.pools };
-  for (const [name, p] of Object.entries(pools)) pools[name] = { ...p, healthCheck: { fall: 3, timeoutMs: 99, ...(p.healthCheck as Record<string, unknown> | undefined) } };
-  return { ...options, pools };
-}
-
-async function proxyFor(bs: Backend[], options: ProxyOptions = {}, entry: (b: Backend) => Record<string, unknown> = () => ({}), env?: Record<string, string>): Promise<ProxyUnderTest> {
-  const pu = await startProxy({ backends: bs.map((b) => ({ host: '127.0.0.1', port: b.port, id: b.id, ...entry(b) })), ...steadyHealth(options) }, env ? { env } : {});
-  proxies.push(pu);
-  return pu;
-}
+const fixture = proxyFixture();
+const { backendsNamed, proxyFor } = fixture;
+afterEach(() => fixture.cleanup());
 
 /** Which backend answered a GET through the proxy. */
 async function backendOf(url: string, init: RequestInit = {}): Promise<string> {
@@ -76,7 +46,7 @@ describe('policies', () => {
 
   it('weighted-round-robin: weights 300/100 give exactly 3:1 over 400 sequential requests, spread out', async () => {
     const bs = await backendsNamed('heavy', 'light');
-    const pu = await proxyFor(bs, { pools: { web: { policy: 'weighted-round-robin' } } }, (b) => ({ weight: b.id === 'heavy' ? 300 : 100 }));
+    const pu = await proxyFor(bs, { pools: { web: { policy: 'weighted-round-robin' } } }, { entry: (b) => ({ weight: b.id === 'heavy' ? 300 : 100 }) });
     const seen: string[] = [];
     for (let i = 0; i < 400; i++) seen.push(await backendOf(`${pu.url}/wrr`));
     expect(tally(seen)).toEqual({ heavy: 300, light: 100 });
@@ -155,7 +125,7 @@ describe('policies', () => {
 describe('weights and per-backend limits', () => {
   it('weight 0 takes no requests; a backend entry maxconn overrides the pool one', async () => {
     const bs = await backendsNamed('a', 'b', 'z');
-    const pu = await proxyFor(bs, { pools: { web: { policy: 'least-connections', maxconn: 5 } } }, (b) => (b.id === 'z' ? { weight: 0 } : b.id === 'a' ? { maxconn: 1 } : {}));
+    const pu = await proxyFor(bs, { pools: { web: { policy: 'least-connections', maxconn: 5 } } }, { entry: (b) => (b.id === 'z' ? { weight: 0 } : b.id === 'a' ? { maxconn: 1 } : {}) });
     const web = pu.sb.proxy!.balancers.get('web')!;
     expect(web.upstreams.get('a')!.maxconn).toBe(1);
     expect(web.upstreams.get('b')!.maxconn).toBe(5);

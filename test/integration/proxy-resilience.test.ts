@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { get, startBackend, startProxy, waitHealthy, type Backend, type ProxyOptions, type ProxyUnderTest } from '../helpers/proxy.js';
+import { get, waitHealthy, proxyFixture, type ProxyUnderTest } from '../helpers/proxy.js';
 
 /**
  * Resilience through the real proxy: a backend killed under load, a backend answering 500s
@@ -7,39 +7,9 @@ import { get, startBackend, startProxy, waitHealthy, type Backend, type ProxyOpt
  * managed at run time through the API.
  */
 
-let backends: Backend[] = [];
-let proxies: ProxyUnderTest[] = [];
-
-afterEach(async () => {
-  await Promise.all(proxies.map((p) => p.close()));
-  await Promise.all(backends.map((b) => b.stop()));
-  proxies = [];
-  backends = [];
-});
-
-async function backendsNamed(...ids: string[]): Promise<Backend[]> {
-  const bs = await Promise.all(ids.map((id) => startBackend(id)));
-  backends.push(...bs);
-  return bs;
-}
-
-/**
- * Health probes here run every 100 ms with a 50 ms timeout (HEALTH_CHECK_INTERVAL=100 → half of
- * it), in the same event loop as the client, the proxy and the backends: on a busy 2-core machine
- * a probe may time out. A 99 ms timeout and down after 3 failed probes in a row (unless a test
- * says otherwise), so a stall does not empty the pool.
- */
-function steadyHealth(options: ProxyOptions): ProxyOptions {
-  const pools: Record<string, Record<string, unknown>> = { web: {}, ...options.pools };
-  for (const [name, p] of Object.entries(pools)) pools[name] = { ...p, healthCheck: { fall: 3, timeoutMs: 99, ...(p.healthCheck as Record<string, unknown> | undefined) } };
-  return { ...options, pools };
-}
-
-async function proxyFor(bs: Backend[], options: ProxyOptions = {}, env?: Record<string, string>): Promise<ProxyUnderTest> {
-  const pu = await startProxy({ backends: bs.map((b) => ({ host: '127.0.0.1', port: b.port, id: b.id })), ...steadyHealth(options) }, env ? { env } : {});
-  proxies.push(pu);
-  return pu;
-}
+const fixture = proxyFixture();
+const { backendsNamed, proxyFor } = fixture;
+afterEach(() => fixture.cleanup());
 
 async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -319,10 +289,8 @@ describe('active health checks', () => {
     bs[1]!.healthStatus = 204;
     const loose = await proxyFor(bs);
     expect(loose.sb.http!.get('web', 'b').health.status).toBe('healthy');
-    await loose.close();
-    proxies = [];
-    const pu = await startProxy(steadyHealth({ backends: [], pools: { web: { healthCheck: { expectStatus: '200' } } } }));
-    proxies.push(pu);
+    await loose.close(); // close() is idempotent: the fixture's cleanup may call it again
+    const pu = await proxyFor([], { pools: { web: { healthCheck: { expectStatus: '200' } } } });
     for (const b of bs) await pu.sb.http!.register({ host: '127.0.0.1', port: b.port, id: b.id });
     await eventually(() => pu.sb.http!.get('web', 'a').health.status === 'healthy', 5_000, 'a healthy');
     await sleep(500);
@@ -339,7 +307,7 @@ describe('runtime API', () => {
 
   it('register, list, drain, ready, remove a backend; auth; bad input', async () => {
     const [a, n] = await backendsNamed('a', 'n');
-    const pu = await proxyFor([a!], {}, { AUTH_TOKEN: TOKEN });
+    const pu = await proxyFor([a!], {}, { env: { AUTH_TOKEN: TOKEN } });
     const web = pu.sb.proxy!.balancers.get('web')!;
     const body = JSON.stringify({ host: '127.0.0.1', port: n!.port, pool: 'web', id: 'n' });
 
