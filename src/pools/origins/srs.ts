@@ -6,6 +6,7 @@
  * device_id}`. Listen entries are strings: a bare port (`"1935"`), `host:port`, `[v6]:port`,
  * or with a scheme, `tcp://:1935`, `udp://0.0.0.0:8000` (SRS's listen format).
  */
+import type { Server } from '../../core/model.js';
 
 /** Protocols an origin lists listen endpoints for, in display order. */
 export const ORIGIN_PROTOCOLS = ['rtmp', 'http', 'api', 'srt', 'rtc'] as const;
@@ -81,6 +82,16 @@ export function parseListen(entry: string): ListenEntry | undefined {
 export function listenAddress(originHost: string, entry: string): { host: string; port: number } | undefined {
   const parsed = parseListen(entry);
   return parsed ? { host: parsed.host ?? originHost, port: parsed.port } : undefined;
+}
+
+/**
+ * Where Switchboard reaches an origin for `protocol`: its first listen entry of that protocol, at
+ * the entry's own host or else the origin's. Undefined when it registered none (or no host).
+ */
+export function originListen(origin: Pick<Server, 'endpoints'>, protocol: OriginProtocol): { host: string; port: number } | undefined {
+  const entry = listenEntries(origin.endpoints, protocol)[0];
+  const addr = entry !== undefined ? listenAddress(origin.endpoints.host ?? '', entry) : undefined;
+  return addr && addr.host !== '' ? addr : undefined;
 }
 
 /** Checks a list of listen entries (absent or null: empty, unless `required`). */

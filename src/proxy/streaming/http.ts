@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream';
 import type { Server } from '../../core/model.js';
 import { AppError } from '../../errors.js';
 import { ORIGINS_POOL } from '../../pools/origins/service.js';
-import { listenAddress, listenEntries } from '../../pools/origins/srs.js';
+import { originListen } from '../../pools/origins/srs.js';
 import { hasControl, streamFromHttpPath, streamKey, vhostOf } from '../../pools/origins/stream-key.js';
 import { SESSION_TTL_MS, type StreamService } from '../../pools/origins/streams.js';
 import { isForbiddenDestination, type NetworkPolicy } from '../../security/network-policy.js';
@@ -112,10 +112,7 @@ function bad(field: string, reason: string): AppError {
 
 /** Where Switchboard reaches an origin's HTTP server: its first `http` listen entry. */
 export function originHttpAddress(origin: Pick<Server, 'endpoints'>): { host: string; port: number } | undefined {
-  const host = origin.endpoints.host;
-  const first = listenEntries(origin.endpoints, 'http')[0];
-  if (!host || first === undefined) return undefined;
-  return listenAddress(host, first);
+  return originListen(origin, 'http');
 }
 
 /**

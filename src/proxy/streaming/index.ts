@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { Server } from '../../core/model.js';
-import { listenAddress, listenEntries } from '../../pools/origins/srs.js';
+import { originListen } from '../../pools/origins/srs.js';
 import type { StreamService } from '../../pools/origins/streams.js';
 import { AppError } from '../../errors.js';
 import type { NetworkPolicy } from '../../security/network-policy.js';
@@ -22,9 +22,8 @@ export interface OriginProxies {
 
 /** An origin's address for `protocol`: its first listen entry (host from the entry, else the origin's). */
 export function originAddress(server: Pick<Server, 'id' | 'endpoints'>, protocol: 'rtmp' | 'http'): { host: string; port: number } {
-  const entry = listenEntries(server.endpoints, protocol)[0];
-  const addr = entry !== undefined ? listenAddress(server.endpoints.host ?? '', entry) : undefined;
-  if (!addr || addr.host === '') throw new AppError(503, 'origin_no_' + protocol, `origin ${server.id} registered no ${protocol} port`);
+  const addr = originListen(server, protocol);
+  if (!addr) throw new AppError(503, 'origin_no_' + protocol, `origin ${server.id} registered no ${protocol} port`);
   return addr;
 }
 

@@ -27,7 +27,7 @@ import type { AddressInfo } from 'node:net';
 import { request, type Dispatcher } from 'undici';
 import type { Server } from '../../core/model.js';
 import { AppError } from '../../errors.js';
-import { listenAddress, listenEntries } from '../../pools/origins/srs.js';
+import { originListen } from '../../pools/origins/srs.js';
 import { hasControl, streamKey } from '../../pools/origins/stream-key.js';
 import type { LocateMode, StreamService } from '../../pools/origins/streams.js';
 import { StoreUnavailableError } from '../../store/store.js';
@@ -103,14 +103,11 @@ const badRequest = (field: string, message: string) => new ProxyFailure(400, 'ba
 
 /** An origin's API base URL and WebRTC UDP address from its registered endpoints; undefined when it lists none. */
 export function originAddresses(server: Pick<Server, 'endpoints'>): { api?: string; rtc?: UdpAddress } {
-  const host = server.endpoints.host ?? '';
   const out: { api?: string; rtc?: UdpAddress } = {};
-  const apiEntry = listenEntries(server.endpoints, 'api')[0];
-  const api = apiEntry !== undefined ? listenAddress(host, apiEntry) : undefined;
-  if (api && api.host !== '') out.api = `http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}`;
-  const rtcEntry = listenEntries(server.endpoints, 'rtc')[0];
-  const rtc = rtcEntry !== undefined ? listenAddress(host, rtcEntry) : undefined;
-  if (rtc && rtc.host !== '') out.rtc = rtc;
+  const api = originListen(server, 'api');
+  if (api) out.api = `http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}`;
+  const rtc = originListen(server, 'rtc');
+  if (rtc) out.rtc = rtc;
   return out;
 }
 
