@@ -21,9 +21,9 @@ import { HealthChecker } from './probes/checker.js';
 import { joinUrl, probeHttp, statusMatcher } from './probes/http.js';
 import { HttpPoolService, httpPools } from './pools/http/service.js';
 import { StoreDirectory } from './proxy/directory.js';
-import { openSharedIndexClient, poolConfig, ProxyServer } from './proxy/server.js';
+import { openSharedIndexClient, poolConfig, ProxyServer, proxyRateLimiter } from './proxy/server.js';
 import { startProxyCluster, type ProxyCluster } from './proxy/cluster.js';
-import { createRateLimiter, type RateLimiter } from './proxy/rate-limit/index.js';
+import type { RateLimiter } from './proxy/rate-limit/index.js';
 import { NetworkPolicy } from './security/network-policy.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis/index.js';
@@ -66,19 +66,6 @@ export interface Switchboard {
 function displayHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
-}
-
-/** The proxy's rate limiter: none without limits; shared in Redis when asked (needs the Redis store). */
-async function proxyRateLimiter(config: Config, store: StateStore, logger: Logger): Promise<RateLimiter | undefined> {
-  const limited = config.proxy.rateLimit.perIp !== undefined || config.proxy.routes.some((r) => r.rateLimit !== undefined);
-  if (!limited) return undefined;
-  if (config.proxy.rateLimit.store === 'redis') {
-    if (store.kind !== 'redis') throw new Error('proxy.rateLimit.store is redis but the store is memory: set REDIS_URL (or use store: local)');
-    const limiter = createRateLimiter({ redis: redisConnection(config), prefix: `${config.store.redis.prefix}:`, logger });
-    await (limiter as { ready?: (ms: number) => Promise<boolean> }).ready?.(5_000);
-    return limiter;
-  }
-  return createRateLimiter({});
 }
 
 export function createLogger(config: Config): Logger {
@@ -226,13 +213,14 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
   if (http) {
     try {
       await http.registerConfigured();
-      limiter = await proxyRateLimiter(config, store, logger);
       if (config.proxy.workers > 1) {
         proxyCluster = await startProxyCluster({ config, store, pools: httpPoolNames, logger, metrics });
         proxyUrl = proxyCluster.url;
         proxyTlsUrl = proxyCluster.tlsUrl;
         if (proxyTlsUrl) logger.info({ url: proxyTlsUrl }, `proxy TLS listening on ${proxyTlsUrl}`);
       } else {
+        // In cluster mode each worker makes its own (src/proxy/worker.ts).
+        limiter = await proxyRateLimiter(config, logger);
         const sharedIndexClient = openSharedIndexClient(config);
         proxy = new ProxyServer({ config: config.proxy, pools: httpPoolNames, directory: new StoreDirectory(store), registry: metrics.registry, logger, networkPolicy, ...(limiter ? { limiter } : {}), ...(sharedIndexClient ? { sharedIndexClient, sharedIndexPrefix: config.store.redis.prefix } : {}) });
         const { port: proxyPort, tlsPort } = await proxy.listen();

@@ -10,7 +10,7 @@ import { PoolBalancer } from './balancer.js';
 import { ClientConn, type ExchangeRecord, type ProxyContext } from './connection.js';
 import type { Directory } from './directory.js';
 import { ProxyMetrics } from './metrics.js';
-import type { RateLimiter } from './rate-limit/index.js';
+import { createRateLimiter, type RateLimiter } from './rate-limit/index.js';
 import { createRedisClient, type RedisClient } from '../store/redis/connection.js';
 import { redisConnection } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -41,6 +41,20 @@ export interface ProxyServerOptions {
  * Seed 002's shared round-robin index: one INCR on `<prefix>:{<pool>}:rr` per request (the pool's
  * hash tag, like its other keys). When Redis fails, this process's own count goes on.
  */
+/**
+ * The proxy's rate limiter for `config`: none without limits; buckets in Redis with
+ * `rateLimit.store: redis` (needs the Redis store), else in this process.
+ */
+export async function proxyRateLimiter(config: Config, logger: Logger): Promise<RateLimiter | undefined> {
+  const limited = config.proxy.rateLimit.perIp !== undefined || config.proxy.routes.some((r) => r.rateLimit !== undefined);
+  if (!limited) return undefined;
+  if (config.proxy.rateLimit.store !== 'redis') return createRateLimiter({});
+  if (config.store.type !== 'redis') throw new Error('proxy.rateLimit.store is redis but the store is memory: set REDIS_URL (or use store: local)');
+  const limiter = createRateLimiter({ redis: redisConnection(config), prefix: `${config.store.redis.prefix}:`, logger });
+  await (limiter as { ready?: (ms: number) => Promise<boolean> }).ready?.(5_000);
+  return limiter;
+}
+
 export function openSharedIndexClient(config: Config): RedisClient | undefined {
   const wanted = Object.values(config.proxy.pools).some((p) => p.sharedRoundRobin && p.policy === 'round-robin');
   return wanted && config.store.type === 'redis' ? createRedisClient(redisConnection(config)) : undefined;

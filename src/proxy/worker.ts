@@ -3,12 +3,10 @@
  * proxies on the shared listener and gets everything else from the primary.
  */
 import { AggregatorRegistry, Registry } from 'prom-client';
-import { redisConnection } from '../config/load.js';
 import { createLogger } from '../switchboard.js';
 import { NetworkPolicy } from '../security/network-policy.js';
 import { IpcDirectory, type FromWorker, type ToWorker } from './cluster.js';
-import { createRateLimiter, type RateLimiter } from './rate-limit/index.js';
-import { openSharedIndexClient, ProxyServer } from './server.js';
+import { openSharedIndexClient, ProxyServer, proxyRateLimiter } from './server.js';
 
 let proxy: ProxyServer | undefined;
 let directory: IpcDirectory | undefined;
@@ -39,12 +37,7 @@ async function start(m: Extract<ToWorker, { sb: 'init' }>): Promise<void> {
   // setRegistries alone leaves every scrape of the primary's /metrics to time out (5 s).
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
-  const limited = config.proxy.rateLimit.perIp !== undefined || config.proxy.routes.some((r) => r.rateLimit !== undefined);
-  let limiter: RateLimiter | undefined;
-  if (limited) {
-    limiter = config.proxy.rateLimit.store === 'redis' ? createRateLimiter({ redis: redisConnection(config), prefix: `${config.store.redis.prefix}:`, logger }) : createRateLimiter({});
-    await (limiter as { ready?: (ms: number) => Promise<boolean> }).ready?.(5_000);
-  }
+  const limiter = await proxyRateLimiter(config, logger);
   const sharedIndexClient = openSharedIndexClient(config);
   proxy = new ProxyServer({ config: config.proxy, pools: m.pools, directory, registry, logger, networkPolicy: NetworkPolicy.fromConfig(config.security), ...(limiter ? { limiter } : {}), ...(sharedIndexClient ? { sharedIndexClient, sharedIndexPrefix: config.store.redis.prefix } : {}) });
   const { port, tlsPort } = await proxy.listen();
