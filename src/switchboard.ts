@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { buildApi } from './api/app.js';
+import { buildApi, type ApiDeps } from './api/app.js';
 import { buildSystemApi } from './api/system-api.js';
 import { turnCredentialTokens } from './api/auth.js';
 import { openWritesWarning } from './security/exposure.js';
@@ -72,8 +72,14 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel, base: { service: 'switchboard' } });
 }
 
+/** Settings that are not configuration: what tests and embedders may tune. */
+export interface StartOptions {
+  /** The API's dashboard and event-stream tuning (chart interval, page directory, ...). */
+  api?: Pick<ApiDeps, 'events' | 'history' | 'dashboardDir'>;
+}
+
 /** Wires one Switchboard instance from its configuration and starts it. */
-export async function startSwitchboard(config: Config, logger: Logger = createLogger(config)): Promise<Switchboard> {
+export async function startSwitchboard(config: Config, logger: Logger = createLogger(config), options: StartOptions = {}): Promise<Switchboard> {
   const instanceId = randomUUID();
   const httpPoolNames = config.proxy.enabled ? httpPools(config.proxy) : [];
   const pools = [ROOMS_POOL, TURN_POOL, ORIGINS_POOL, ...httpPoolNames];
@@ -170,7 +176,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
       })
     : undefined;
   if (haproxy) answerRoomsOnceMapped(rooms, haproxy);
-  const app = await buildApi({ store, rooms, turn, origins, metrics, logger, version, networkPolicy, ...(http ? { http } : {}), turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
+  const app = await buildApi({ ...options.api, store, rooms, turn, origins, metrics, logger, version, networkPolicy, ...(http ? { http } : {}), turnCredentialTokens: credentialTokens, ...(config.auth.token ? { authToken: config.auth.token } : {}) });
   // SRS's system API (seed 003): a second listener with only its registration route.
   const systemApp =
     config.origins.systemApiPort !== undefined

@@ -110,3 +110,10 @@ export function createMetrics(store: StateStore, pools: string[]) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** This instance's whole exposition, as `/metrics` serves it: its own registry, then its proxy workers'. */
+export async function metricsText(metrics: Pick<Metrics, 'registry' | 'extra'>): Promise<string> {
+  const own = await metrics.registry.metrics();
+  const extra = metrics.extra.source ? await metrics.extra.source().catch(() => '') : '';
+  return extra ? `${own}\n${extra}` : own;
+}

@@ -60,6 +60,8 @@ export class EventHub {
   private seq = 0;
   private ring: Entry[] = [];
   private readonly pending = new Map<string, StoreEvent>();
+  /** Frames other parts publish (`activity`, `stats`), sent in order with the next flush. */
+  private extras: { type: string; data: unknown }[] = [];
   private needSnapshot = false;
   private flushTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -148,6 +150,16 @@ export class EventHub {
     this.flushTimer ??= setTimeout(() => this.flush(), this.tuning.flushMs);
   }
 
+  /**
+   * Sends a frame of another kind (the dashboard's `activity` and `stats`) with the next flush,
+   * after the store's changes of that flush; kept for resume like them. At most `burstLimit` wait.
+   */
+  publish(type: string, data: unknown): void {
+    this.extras.push({ type, data });
+    if (this.extras.length > this.tuning.burstLimit) this.extras.shift();
+    this.flushTimer ??= setTimeout(() => this.flush(), this.tuning.flushMs);
+  }
+
   private flush(): void {
     this.flushTimer = undefined;
     try {
@@ -156,6 +168,7 @@ export class EventHub {
       // Never out of a timer (that would end the process): the next flush sends a snapshot.
       this.log?.error({ err }, 'GET /events: flush failed');
       this.pending.clear();
+      this.extras = [];
       this.needSnapshot = true;
     }
   }
@@ -167,7 +180,12 @@ export class EventHub {
       const id = ++this.seq;
       entries.push({ id, frame: this.changeFrame(id, event) });
     }
+    for (const { type, data } of this.extras) {
+      const id = ++this.seq;
+      entries.push({ id, frame: this.frame(id, type, data) });
+    }
     this.pending.clear();
+    this.extras = [];
     this.needSnapshot = false;
     if (entries.length === 0) return;
     this.ring.push(...entries);
@@ -255,16 +273,13 @@ export class EventHub {
 const description = [
   'Server-sent events (`text/event-stream`). First a `snapshot` event: every pool with its summary (as `GET /pools`), its servers (as `GET /servers`) and its placements as `{id, serverId, state}` (omitted with `?placements=0`).',
   'Then every change as it happens, on this instance or any instance sharing its Redis: `server` `{pool, server}`, `server-removed` `{pool, serverId}`, `placement` and `placement-removed` `{pool, placement}`; a large burst or a store resync comes as a fresh `snapshot`.',
+  'The dashboard\'s own events come on the same stream: `activity` (one line of the event log, as `GET /activity` lists them) and `stats` (one point of the charts every 5 s, as `GET /stats/history` lists them).',
   'Changes are coalesced (per server and placement, the latest state) and written at most every 100 ms. Every event has an `id`; reconnecting with `Last-Event-ID` (or `?lastEventId=`) replays what was missed (the last 1,000 events), else starts with a snapshot.',
   '`: ping` comments every 15 s. At most 100 streams per instance: 503 `too_many_clients` beyond.',
 ].join('\n\n');
 
 /** `GET /events`: the live picture for the dashboard. Open like every read. */
-export const eventRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; pools: readonly string[]; tuning?: Partial<EventsTuning> | undefined }> = async (
-  app,
-  { store, pools, tuning },
-) => {
-  const hub = new EventHub(store, pools, tuning, app.log);
+export const eventRoutes: FastifyPluginAsyncTypebox<{ hub: EventHub }> = async (app, { hub }) => {
   hub.start();
   // Before the HTTP server closes: it waits for open responses, and a stream never ends by itself.
   app.addHook('preClose', (done) => {
@@ -290,7 +305,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; pools: 
         headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ maxLength: 64 })) }),
         response: {
           200: {
-            description: 'An event stream (`snapshot`, `server`, `server-removed`, `placement`, `placement-removed`).',
+            description: 'An event stream (`snapshot`, `server`, `server-removed`, `placement`, `placement-removed`, `activity`, `stats`).',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
           400: ErrorBody,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Metrics } from '../../metrics/registry.js';
+import { metricsText, type Metrics } from '../../metrics/registry.js';
 import type { StateStore } from '../../store/store.js';
 
 /** The instance itself: liveness and metrics. */
@@ -28,8 +28,6 @@ export const systemRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; metric
 
   app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
-    const own = await metrics.registry.metrics();
-    const extra = metrics.extra.source ? await metrics.extra.source().catch(() => '') : '';
-    return extra ? `${own}\n${extra}` : own;
+    return metricsText(metrics);
   });
 };

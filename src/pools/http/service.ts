@@ -3,6 +3,7 @@ import type { Server } from '../../core/model.js';
 import { AppError, notFound } from '../../errors.js';
 import type { BackendEntry, ProxyConfig } from '../../proxy/schema.js';
 import type { StateStore } from '../../store/store.js';
+import { operatorAdminState } from '../admin.js';
 
 /** HTTP backends have no unit capacity: the data plane limits them by `maxconn` instead. */
 const UNBOUNDED = 1e12;
@@ -129,7 +130,7 @@ export class HttpPoolService {
 
   async setState(pool: string, id: string, state: 'active' | 'drain' | 'maint'): Promise<Server> {
     this.get(pool, id);
-    const s = await this.d.store.setAdminState(pool, id, state);
+    const s = await operatorAdminState(this.d.store, pool, id, state);
     if (!s) throw notFound(`backend in pool ${pool}`, 'params.id', id);
     return s;
   }

@@ -6,7 +6,8 @@ import { roomUnits, sfuCapacity } from '../../core/capacity.js';
 import type { LostPlacement, Placement, Server } from '../../core/model.js';
 import { AppError, notFound } from '../../errors.js';
 import type { Metrics } from '../../metrics/registry.js';
-import { agentAttributes, AGENT_ATTR } from '../../probes/agent-check.js';
+import { agentAttributes } from '../../probes/agent-check.js';
+import { operatorAdminState } from '../admin.js';
 import type { NetworkPolicy } from '../../security/network-policy.js';
 import { StoreUnavailableError, type StateStore } from '../../store/store.js';
 import type { Notifier } from '../notifier.js';
@@ -199,12 +200,7 @@ export class RoomService {
   }
 
   async setAdminState(serverId: string, state: Server['adminState']): Promise<Server> {
-    // The operator's word from now on: the server's agent may no longer end this state
-    // (its `ready` ends only a drain or maint it set itself; probes/agent-check.ts).
-    if (this.d.store.getServer(ROOMS_POOL, serverId)?.attributes[AGENT_ATTR.admin]) {
-      await this.d.store.patchServer(ROOMS_POOL, serverId, { attributes: { [AGENT_ATTR.admin]: '' } });
-    }
-    const server = await this.d.store.setAdminState(ROOMS_POOL, serverId, state);
+    const server = await operatorAdminState(this.d.store, ROOMS_POOL, serverId, state);
     if (!server) throw notFound('server', 'id', serverId);
     return server;
   }
