@@ -1,14 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server as TcpServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startSwitchboard, type Switchboard } from '../../src/switchboard.js';
-import { stopChild, track } from '../helpers/children.js';
-import { freePort } from '../helpers/ports.js';
+import { startPrometheus, type Prometheus } from '../helpers/prometheus.js';
 
 /**
  * `algorithm: metrics` against a real Prometheus that scrapes a small exporter: the TURN server
@@ -17,9 +12,7 @@ import { freePort } from '../helpers/ports.js';
 const load: Record<string, number> = { '127.0.0.1': 50, '127.0.0.2': 5 };
 let exporter: HttpServer;
 let listeners: TcpServer[];
-let prometheus: ChildProcess;
-let promPort: number;
-let dir: string;
+let prometheus: Prometheus;
 let sb: Switchboard;
 
 async function listen(host: string): Promise<TcpServer> {
@@ -52,15 +45,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => exporter.listen(0, '127.0.0.1', () => r()));
   const exporterPort = (exporter.address() as { port: number }).port;
 
-  dir = mkdtempSync(join(tmpdir(), 'sb-prom-'));
-  writeFileSync(
-    join(dir, 'prometheus.yml'),
-    `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: turn\n    static_configs:\n      - targets: ['127.0.0.1:${exporterPort}']\n`,
-  );
-  promPort = await freePort();
-  prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
-  track(prometheus);
-  await until(async () => (await fetch(`http://127.0.0.1:${promPort}/-/ready`).catch(() => undefined))?.status === 200, 20_000, 'Prometheus ready');
+  prometheus = await startPrometheus(`global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: turn\n    static_configs:\n      - targets: ['127.0.0.1:${exporterPort}']\n`);
 
   listeners = [await listen('127.0.0.1'), await listen('127.0.0.2')];
   const config = loadConfig({ env: { APP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', HEALTH_CHECK_INTERVAL: '600000' } });
@@ -73,7 +58,7 @@ beforeAll(async () => {
     timeoutSeconds: 2,
     stepSeconds: 1,
     minPoints: 2,
-    prometheus: { endpoint: '127.0.0.1', port: promPort, query: 'sum(node_netstat_Tcp_CurrEstab{ip=~"%s"}) by(ip)' },
+    prometheus: { endpoint: '127.0.0.1', port: prometheus.port, query: 'sum(node_netstat_Tcp_CurrEstab{ip=~"%s"}) by(ip)' },
   };
   sb = await startSwitchboard(config);
 }, 40_000);
@@ -82,8 +67,7 @@ afterAll(async () => {
   await sb?.close();
   for (const l of listeners ?? []) l.close();
   exporter?.close();
-  if (prometheus) await stopChild(prometheus);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await prometheus?.stop();
 });
 
 describe('TURN metrics algorithm with a real Prometheus', () => {
