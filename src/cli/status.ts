@@ -52,13 +52,6 @@ export interface StatusJson {
   }[];
 }
 
-/** The pools whose servers are listed, and the route that lists them. */
-const SERVER_ROUTES: { pool: string; path: string }[] = [
-  { pool: 'rooms', path: '/servers' },
-  { pool: 'turn', path: '/turn/servers' },
-  { pool: 'origins', path: '/origins/servers' },
-];
-
 class StatusError extends Error {}
 
 function defaultUrl(env: NodeJS.ProcessEnv = process.env): string {
@@ -106,12 +99,11 @@ async function getJson<T>(base: string, path: string, token: string | undefined,
 /** Fetches the picture: `/pools` and every pool's server list, at once. */
 export async function fetchStatus(url: string, token?: string, timeoutMs = 5000, now = Date.now()): Promise<StatusJson> {
   const base = url.endsWith('/') ? url : `${url}/`;
-  const [pools, ...lists] = await Promise.all([
-    getJson<PoolRow[]>(base, 'pools', token, timeoutMs),
-    ...SERVER_ROUTES.map((r) => getJson<{ servers: ServerRow[] }>(base, r.path.slice(1), token, timeoutMs)),
-  ]);
+  const pools = await getJson<PoolRow[]>(base, 'pools', token, timeoutMs);
+  // Every pool the service has (rooms, turn, origins, the proxy's HTTP pools), by one route.
+  const lists = await Promise.all(pools.map((p) => getJson<{ servers: ServerRow[] }>(base, `pools/${encodeURIComponent(p.pool)}/servers`, token, timeoutMs)));
   const servers: StatusJson['servers'] = [];
-  SERVER_ROUTES.forEach((route, i) => {
+  pools.forEach((route, i) => {
     for (const s of lists[i]!.servers) {
       const beat = Date.parse(s.lastHeartbeat);
       servers.push({

@@ -16,12 +16,14 @@ async function post(path: string, body?: unknown): Promise<number> {
 
 beforeAll(async () => {
   sfu = await startSfu();
-  sb = await startSwitchboard({ env: { HOST: '127.0.0.1', HEALTH_CHECK_INTERVAL: '600000' } });
+  // PORT turns the HTTP proxy on: its pools (web, media) are listed too.
+  sb = await startSwitchboard({ env: { HOST: '127.0.0.1', HEALTH_CHECK_INTERVAL: '600000', PORT: String(await freePort()), WORKER_COUNT: '1' } });
   expect(await post('/register', { serverId: 'sfu-a', serviceUrl: sfu.url, workers: 2, region: 'eu' })).toBe(200);
   expect(await post('/register', { serverId: 'sfu-b', serviceUrl: sfu.url, workers: 1 })).toBe(200);
   expect(await post('/rooms/status-room', { maxPeerCount: 3 })).toBe(200);
   expect(await post('/servers/sfu-b/drain')).toBe(200);
   expect(await post('/turn/register', { host: '127.0.0.1', port: 3478, region: 'eu' })).toBe(200);
+  expect(await post('/backends', { pool: 'web', host: '127.0.0.1', port: Number(new URL(sfu.url).port), id: 'web-1' })).toBe(200);
 });
 afterAll(async () => {
   await sb?.stop();
@@ -41,7 +43,12 @@ describe('switchboard status', () => {
       { pool: 'rooms', servers: 2, healthy: 2, placeable: 1, capacity: 1500, used: 12, free: 988, placements: 1 },
       expect.objectContaining({ pool: 'turn', servers: 1, placements: 0 }),
       expect.objectContaining({ pool: 'origins', servers: 0, placements: 0 }),
+      expect.objectContaining({ pool: 'web', servers: 1, placements: 0 }),
+      expect.objectContaining({ pool: 'media', servers: 0 }),
     ]);
+    // Each server under its own pool (GET /servers also lists backends: not read by status).
+    expect(status.servers.filter((s) => s.pool === 'rooms').map((s) => s.serverId)).toEqual(['sfu-a', 'sfu-b']);
+    expect(status.servers.filter((s) => s.pool === 'web').map((s) => s.serverId)).toEqual(['web-1']);
     const byId = Object.fromEntries(status.servers.map((s) => [s.serverId, s]));
     expect(byId['sfu-a']).toEqual({
       pool: 'rooms',

@@ -101,6 +101,11 @@ describe('dashboard API, no token', () => {
     expect((await call(sb, 'DELETE', '/pools/turn/servers/turn-1')).status).toBe(200);
     expect((await call(sb, 'GET', '/turn/servers')).body.servers.find((s: Json) => s.serverId === 'turn-1')).toBeUndefined();
 
+    const listed = await call(sb, 'GET', '/pools/rooms/servers');
+    expect(listed.status).toBe(200);
+    expect(listed.body.servers.every((s: Json) => s.kind === 'sfu')).toBe(true);
+    expect((await call(sb, 'GET', '/pools/web/servers')).status).toBe(404);
+
     const unknownPool = await call(sb, 'POST', '/pools/web/servers/x/drain');
     expect(unknownPool.status).toBe(404);
     expect(unknownPool.body).toMatchObject({ error: 'unknown_pool', field: 'pool' });

@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { freeUnits, isPlaceable, usedUnits } from '../../core/capacity.js';
 import type { StateStore } from '../../store/store.js';
+import { AppError } from '../../errors.js';
+import { ErrorBody, ServerView, serverView, sortById } from '../schemas.js';
 
 export const PoolSummary = Type.Object({
   pool: Type.String({ description: 'Pool name: rooms, turn, ...' }),
@@ -31,11 +33,30 @@ export function poolSummary(store: StateStore, pool: string): PoolSummary {
   return summary;
 }
 
-/** `GET /pools`: every pool's totals, for the dashboard and `switchboard status`. */
+/** `GET /pools`: every pool's totals; `GET /pools/:pool/servers`: one pool's servers — for the dashboard and `switchboard status`. */
 export const poolRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; pools: readonly string[] }> = async (app, { store, pools }) => {
   app.get(
     '/pools',
     { schema: { tags: ['dashboard'], summary: 'Every pool: servers, healthy, capacity, used, free, placements', response: { 200: Type.Array(PoolSummary) } } },
     async () => pools.map((pool) => poolSummary(store, pool)),
+  );
+
+  app.get(
+    '/pools/:pool/servers',
+    {
+      schema: {
+        tags: ['dashboard'],
+        summary: 'One pool’s servers (any pool: rooms, turn, origins, the HTTP pools), with their placement counts',
+        params: Type.Object({ pool: Type.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: Type.Object({ servers: Type.Array(ServerView) }), 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const { pool } = req.params;
+      if (!pools.includes(pool)) throw new AppError(404, 'unknown_pool', `pool: no pool ${pool}; pools: ${pools.join(', ')}`, { field: 'pool', reason: 'unknown pool' });
+      const counts = new Map<string, number>();
+      for (const p of store.listPlacements(pool)) counts.set(p.serverId, (counts.get(p.serverId) ?? 0) + 1);
+      return { servers: sortById(store.listServers(pool)).map((s) => serverView(s, counts.get(s.id) ?? 0)) };
+    },
   );
 };
