@@ -4,7 +4,8 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
-# npm ci runs `prepare`, which compiles src/ to dist/.
+COPY web ./web
+# npm ci runs `prepare`, which compiles src/ to dist/ and builds the dashboard page (web/) into dist/web/.
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
