@@ -13,4 +13,10 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The dashboard page runs in the browser (its build config, vite.config.ts, in Node).
+  {
+    files: ['web/**/*.{ts,tsx}'],
+    ignores: ['web/**/vite.config.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );

@@ -122,7 +122,8 @@ export class ActivityLog {
     const base = { pool, serverId: s.id };
     if (!before || before.epoch !== s.epoch) {
       const where = s.region ? ` in ${s.region}` : '';
-      const cap = s.capacity > 0 ? `, capacity ${s.capacity}` : '';
+      // Pools without a unit limit (HTTP backends, TURN) register a huge capacity: not worth saying.
+      const cap = s.capacity > 0 && s.capacity < 1e9 ? `, capacity ${s.capacity}` : '';
       return [this.entry({ ...base, kind: 'registered', level: 'info', message: `${s.id} ${before ? 're-registered' : 'registered'} in ${pool}${where}${cap}` })];
     }
     const out: ActivityEntry[] = [];
