@@ -4,7 +4,7 @@
 //   --duration <s>   measured seconds per run (10)       --rounds <n>   rounds (3)
 //   --warmup <s>     un-measured wrk run before each (2) --quick        3 s, 1 round, 1 s warm-up
 //   --only <list>    runs to do, comma separated: haproxy, switchboard-1, switchboard-2, nginx, direct,
-//                    node, ws, switchboard-redis, switchboard-ratelimit-local, switchboard-ratelimit-redis
+//                    node, pipe, ws, switchboard-redis, switchboard-ratelimit-local, switchboard-ratelimit-redis
 //                    (default: all but the last three; they come with --shared)
 //   --shared         also measure what each shared option costs, each beside HAProxy runs and compared
 //                    with switchboard-1 ("cost of shared options"); all single process, same backends:
@@ -60,6 +60,7 @@ const RUNS = {
   nginx: { name: 'nginx (1 worker)' },
   direct: { name: 'direct to a backend' },
   node: { name: 'node:http + undici Pool' },
+  pipe: { name: 'node:net pipe, no HTTP (the floor of a Node proxy)' },
   // --shared: one shared option each, single process, compared with switchboard-1. `redis` needs the
   // bench's redis-server (REDIS_URL); `config` is written to a YAML file passed with --config-file (a
   // `proxy:` section turns the proxy on; the backends still come from --backends).
@@ -376,6 +377,42 @@ server.keepAliveTimeout = 60000;
 server.listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
+// The floor of any proxy written in Node here: node:net in and out, no HTTP at all. Each client
+// read is taken to be one whole request and each backend read one whole answer (true for this
+// benchmark's small GETs and 100-byte answers, and nothing else): bytes are forwarded untouched
+// over pooled keep-alive backend sockets read with `onread` into one buffer, round robin, one
+// request in flight per client connection. Its CPU per request is Node's own I/O cost: two reads,
+// two writes and the event loop around them; what Switchboard spends above it is HTTP work.
+const pipeProxyScript = `
+const net = require('node:net');
+const BUF = Buffer.allocUnsafe(65536);
+const ports = process.env.BACKENDS.split(',').map(Number);
+const idle = ports.map(() => []);
+let next = 0;
+function take(i) {
+  const c = idle[i].pop();
+  if (c) return c;
+  const b = net.connect({ host: '127.0.0.1', port: ports[i], onread: { buffer: BUF, callback(n, buf) {
+    const client = b.client;
+    b.client = null;
+    idle[i].push(b);
+    if (client) client.write(Buffer.from(buf.subarray(0, n)));
+    return true;
+  } } });
+  b.setNoDelay(true);
+  b.on('error', () => {});
+  return b;
+}
+net.createServer({ noDelay: true }, (c) => {
+  c.on('data', (d) => {
+    const b = take(next++ % ports.length);
+    b.client = c;
+    b.write(d);
+  });
+  c.on('error', () => {});
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
 // ---------------------------------------------------------------------------------------------
 // wrk.
 const UNIT = { us: 1e-3, ms: 1, s: 1e3 };
@@ -460,7 +497,7 @@ async function bench() {
   log(`${rounds} round(s) of ${duration} s per run (+${warmup} s warm-up), wrk -t1 -c${CONNECTIONS}`);
 
   const ports = {};
-  for (const k of ['b1', 'b2', 'haproxy', 'haproxyWs', 'nginx', 'node', 'echo', 'sb1', 'sb1api', 'sb2', 'sb2api', 'sbws', 'sbwsapi', 'redis', ...SHARED.flatMap((s) => [s, `${s}-api`])]) ports[k] = await freePort();
+  for (const k of ['b1', 'b2', 'haproxy', 'haproxyWs', 'nginx', 'node', 'pipe', 'echo', 'sb1', 'sb1api', 'sb2', 'sb2api', 'sbws', 'sbwsapi', 'redis', ...SHARED.flatMap((s) => [s, `${s}-api`])]) ports[k] = await freePort();
   const backends = [ports.b1, ports.b2];
 
   // The processes under test; their CPU is read from /proc around each run.
@@ -488,6 +525,10 @@ async function bench() {
     log(`starting nginx (1 worker, upstream keepalive 64) on ${ports.nginx}`);
     writeFileSync(`${tmp}/nginx-proxy.conf`, nginxProxyConf(tmp, ports.nginx, backends));
     procs.nginx = spawnTracked('nginx', nginxBin, ['-p', tmp, '-c', `${tmp}/nginx-proxy.conf`, '-e', `${tmp}/nginx-proxy-error.log`]);
+  }
+  if (wanted('pipe')) {
+    log(`starting the node:net pipe (no HTTP) on ${ports.pipe}`);
+    procs.pipe = spawnTracked('pipe-proxy', process.execPath, ['-e', pipeProxyScript], { PORT: String(ports.pipe), BACKENDS: backends.join(',') });
   }
   if (wanted('node')) {
     log(`starting the node:http + undici proxy on ${ports.node}`);
@@ -552,6 +593,7 @@ async function bench() {
     haproxy: `http://127.0.0.1:${ports.haproxy}/`,
     nginx: `http://127.0.0.1:${ports.nginx}/`,
     node: `http://127.0.0.1:${ports.node}/`,
+    pipe: `http://127.0.0.1:${ports.pipe}/`,
     'switchboard-1': `http://127.0.0.1:${ports.sb1}/`,
     'switchboard-2': `http://127.0.0.1:${ports.sb2}/`,
     'switchboard-ws': `http://127.0.0.1:${ports.sbws}/`,
@@ -581,7 +623,8 @@ async function bench() {
   const sbAvail = (k) => wanted(k) && procs[k];
   const order = [];
   if (wanted('haproxy')) order.push('haproxy');
-  for (const k of ['switchboard-1', 'switchboard-2', ...SHARED]) if (sbAvail(k)) order.push(k, ...(wanted('haproxy') ? ['haproxy'] : []));
+  // The pipe too: it is the anchor Switchboard's number is read against, so it gets HAProxy on both sides.
+  for (const k of ['switchboard-1', 'pipe', 'switchboard-2', ...SHARED]) if (k === 'pipe' ? wanted(k) : sbAvail(k)) order.push(k, ...(wanted('haproxy') ? ['haproxy'] : []));
   for (const k of ['nginx', 'direct', 'node']) if (wanted(k)) order.push(k);
   const urlOf = (k) => readyUrl[k];
 

@@ -14,8 +14,8 @@ import type { HttpPoolService } from '../pools/http/service.js';
 import { EventHub, eventRoutes, type EventsTuning } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { ActivityLog } from '../dashboard/activity.js';
-import { StatsHistory, type StatsHistoryOptions } from '../dashboard/history.js';
-import { metricsText } from '../metrics/registry.js';
+import { CHART_METRICS, StatsHistory, type StatsHistoryOptions } from '../dashboard/history.js';
+import { metricsTextOf } from '../metrics/registry.js';
 import { PoolAdmin } from '../pools/admin.js';
 import { originRoutes } from './routes/origins.js';
 import { poolRoutes } from './routes/pools.js';
@@ -96,7 +96,7 @@ function dashboardFeeds(deps: ApiDeps, pools: readonly string[], hub: EventHub) 
     if (event.type === 'resync') return log.baseline(event.pool, store.listServers(event.pool), store.listPlacements(event.pool));
     for (const entry of log.observe(event, (pool, id) => store.getServer(pool, id))) hub.publish('activity', entry);
   });
-  const history = new StatsHistory(() => metricsText(deps.metrics), (sample) => hub.publish('stats', sample), deps.history, deps.logger);
+  const history = new StatsHistory(() => metricsTextOf(deps.metrics, CHART_METRICS), (sample) => hub.publish('stats', sample), deps.history, deps.logger);
   history.start();
   return { activity: Object.assign(log, { stop: unsubscribe }), history };
 }

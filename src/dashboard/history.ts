@@ -13,6 +13,15 @@ export interface StatsSample {
   proxy: { requestsPerSecond: number; p99Ms: number | null } | null;
 }
 
+/** The metrics the charts read (histograms by their family name). */
+export const CHART_METRICS = [
+  'switchboard_placements_total',
+  'switchboard_placement_failures_total',
+  'switchboard_probe_duration_seconds',
+  'switchboard_proxy_requests_total',
+  'switchboard_proxy_request_duration_seconds',
+] as const;
+
 /** The cumulative numbers a sample is the difference of. */
 export interface Totals {
   placements: Map<string, number>;
@@ -118,8 +127,8 @@ export interface StatsHistoryOptions {
 }
 
 /**
- * The charts' data: every `intervalMs` it reads this instance's `/metrics` text (its own registry
- * and its proxy workers', the same text Prometheus scrapes) and keeps the rates of the last
+ * The charts' data: every `intervalMs` it reads this instance's metrics as text (`CHART_METRICS` of
+ * its own registry, and its proxy workers', as Prometheus scrapes them) and keeps the rates of the last
  * `keep` intervals. Per instance: with several instances, each shows its own traffic (Prometheus
  * and the Grafana dashboard in deploy/ show the sum).
  */

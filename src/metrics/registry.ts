@@ -117,3 +117,14 @@ export async function metricsText(metrics: Pick<Metrics, 'registry' | 'extra'>):
   const extra = metrics.extra.source ? await metrics.extra.source().catch(() => '') : '';
   return extra ? `${own}\n${extra}` : own;
 }
+
+/**
+ * Only the named metrics of this instance (its own registry's, then its proxy workers'), in the
+ * exposition format: what the dashboard's charts read every few seconds, without collecting the
+ * process and runtime metrics a full scrape gathers.
+ */
+export async function metricsTextOf(metrics: Pick<Metrics, 'registry' | 'extra'>, names: readonly string[]): Promise<string> {
+  const own = await Promise.all(names.filter((n) => metrics.registry.getSingleMetric(n) !== undefined).map((n) => metrics.registry.getSingleMetricAsString(n)));
+  const extra = metrics.extra.source ? await metrics.extra.source().catch(() => '') : '';
+  return [...own, extra].join('\n');
+}
