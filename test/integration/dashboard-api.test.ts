@@ -96,6 +96,13 @@ describe('dashboard API, no token', () => {
   it('drains and removes servers of the other pools through their own services; unknown pool or server: 404, bad pool name: 400', async () => {
     const turn = await call(sb, 'POST', '/turn/register', { body: { serverId: 'turn-1', host: '127.0.0.1', port: 3478 } });
     expect(turn.status, JSON.stringify(turn.body)).toBe(200);
+    // A page on another site cannot press the buttons through an operator's browser (CSRF).
+    const csrf = await fetch(`${sb.url}/pools/turn/servers/turn-1/drain`, { method: 'POST', headers: { origin: 'https://evil.example' } });
+    expect(csrf.status).toBe(403);
+    expect(await csrf.json()).toMatchObject({ error: 'cross_origin', field: 'origin' });
+    expect((await call(sb, 'GET', '/turn/servers')).body.servers.find((s: Json) => s.serverId === 'turn-1')).toMatchObject({ adminState: 'active' });
+    const own = await fetch(`${sb.url}/pools/turn/servers/turn-1/drain`, { method: 'DELETE', headers: { origin: `http://${new URL(sb.url).host}` } });
+    expect(own.status).toBe(200);
     expect((await call(sb, 'POST', '/pools/turn/servers/turn-1/drain')).body).toMatchObject({ serverId: 'turn-1', adminState: 'drain' });
     expect((await call(sb, 'GET', '/turn/servers')).body.servers.find((s: Json) => s.serverId === 'turn-1')).toMatchObject({ adminState: 'drain' });
     expect((await call(sb, 'DELETE', '/pools/turn/servers/turn-1')).status).toBe(200);

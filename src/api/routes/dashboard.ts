@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { ActivityLog } from '../../dashboard/activity.js';
 import type { StatsHistory } from '../../dashboard/history.js';
@@ -36,7 +37,7 @@ const PoolServerParams = Type.Object({
   pool: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'Pool name: rooms, turn, origins, or an HTTP pool.' }),
   id: Id('Server id.'),
 });
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 
 /**
  * The dashboard: the page (built by Vite into dist/web/dashboard, served here; no CDN), its event
@@ -102,6 +103,26 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; act
     return ops;
   };
   const count = (pool: string, id: string) => store.listPlacements(pool, id).length;
+  // The buttons' routes act on a bare POST/DELETE: a page on another site must not be able to
+  // press them through an operator's browser (CSRF; with no token configured nothing else would
+  // stop it). Browsers send Origin with every cross-origin POST and DELETE; scripts send none.
+  const sameOrigin = async (req: FastifyRequest) => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return;
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host !== req.headers.host) {
+      throw new AppError(403, 'cross_origin', `origin: ${origin} is not this service (${req.headers.host ?? 'no host'}); the dashboard's actions are taken from its own page`, { field: 'origin', reason: 'cross-origin request' });
+    }
+  };
+  // Every write of this plugin is a button's (its other routes are reads).
+  app.addHook('preHandler', async (req) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') await sameOrigin(req);
+  });
 
   app.post(
     '/pools/:pool/servers/:id/drain',
