@@ -24,13 +24,17 @@ export interface Directory {
 export const ROOMS_POOL_NAME = 'rooms';
 
 /**
- * The URL a room's connections go to: the media server's answer for the room (`wsUrl`), else the
- * server's registered WebSocket endpoint, else its service URL.
+ * The address a room's connections are proxied to: the server's registered WebSocket endpoint (the
+ * `wsUrl` it registered: the operator's address for its signalling, SSRF-checked at
+ * registration), else the `wsUrl` of the media server's answer for the room (often the public
+ * address clients would use without the proxy), else the server's service URL. Only its scheme,
+ * host and port are used: the client's own path and query are forwarded as they came.
  */
 export function roomUrl(server: Server | undefined, data: Record<string, unknown> | undefined): string | undefined {
+  if (server?.endpoints.ws) return server.endpoints.ws;
   const fromAnswer = data?.wsUrl;
   if (typeof fromAnswer === 'string' && fromAnswer !== '') return fromAnswer;
-  return server?.endpoints.ws ?? server?.serviceUrl;
+  return server?.serviceUrl;
 }
 
 /** Where room `roomId` lives, from a store (or anything with its read methods). */

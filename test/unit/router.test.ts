@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Value } from 'typebox/value';
+import { newServer } from '../../src/core/server.js';
 import { PoolBalancer } from '../../src/proxy/balancer.js';
+import { roomUrl } from '../../src/proxy/directory.js';
 import { findHeadEnd, parseRequestHead } from '../../src/proxy/http1/head.js';
 import { pathSegment, queryParam, requestHost, requestPath, Router } from '../../src/proxy/router.js';
 import { HttpPoolSchema, type HttpPoolConfig } from '../../src/proxy/schema.js';
@@ -66,5 +68,16 @@ describe('Router', () => {
     expect(room.name).toBe('rooms');
     expect(Router.roomId(room, '/rooms/r-1/ws', '/rooms/r-1/ws')).toBe('r-1');
     expect(Router.roomId(room, '/rooms/', '/rooms/')).toBeUndefined();
+  });
+});
+
+describe('roomUrl: where a room is proxied to', () => {
+  const server = (ws?: string) => ({ ...newServer({ id: 's', kind: 'sfu', serviceUrl: 'http://10.0.0.5:3000', capacity: 500, initialHealth: 'healthy', ...(ws ? { endpoints: { ws } } : {}) }, 0, 'e') });
+  it('the registered WebSocket endpoint first, then the answer’s wsUrl, then the service URL', () => {
+    expect(roomUrl(server('ws://10.0.0.5:4443'), { wsUrl: 'wss://sfu1.example.com/rooms/r' })).toBe('ws://10.0.0.5:4443');
+    expect(roomUrl(server(), { wsUrl: 'wss://sfu1.example.com/rooms/r' })).toBe('wss://sfu1.example.com/rooms/r');
+    expect(roomUrl(server(), { wsUrl: '' })).toBe('http://10.0.0.5:3000');
+    expect(roomUrl(server(), undefined)).toBe('http://10.0.0.5:3000');
+    expect(roomUrl(undefined, undefined)).toBeUndefined();
   });
 });
