@@ -429,45 +429,59 @@ export class ClientConn implements UpstreamHandler, Waiter {
     if (!this.resStarted) this.armWait();
   }
 
+  /** Forwarding state of the request head being rewritten (requestHead; read by its callbacks). */
+  private fwdXff: string | undefined;
+  private fwdCookies: string | undefined;
+  private fwdSticky: string | undefined;
+  /** The forwarding headers of the common request (no incoming X-Forwarded-For, no cookie kept
+   * aside, HTTP/1.1, no upgrade) are the same for every request of a connection with the same
+   * Host: made once, as bytes. */
+  private fwdCache: { host: string | undefined; bytes: Buffer } | undefined;
+  private readonly dropRequestField = (i: number): boolean => {
+    const head = this.head!;
+    switch (head.kinds[i]) {
+      case H.XForwardedFor: {
+        const v = fieldValue(head, i);
+        this.fwdXff = this.fwdXff === undefined ? v : `${this.fwdXff}, ${v}`;
+        return true;
+      }
+      case H.XForwardedProto:
+      case H.XForwardedHost:
+      case H.XClientIp:
+        return true;
+      case H.Cookie: {
+        const sticky = this.fwdSticky;
+        if (sticky === undefined) return false;
+        // `indirect`: the backend never sees the balancer's cookie.
+        const rest = stripStickyCookie(fieldValue(head, i), sticky);
+        if (rest !== undefined) this.fwdCookies = this.fwdCookies === undefined ? rest : `${this.fwdCookies}; ${rest}`;
+        return true;
+      }
+      default:
+        return isHopByHop(head, i);
+    }
+  };
+  private readonly requestExtra = (): string | Buffer => {
+    const head = this.head!;
+    const common = this.fwdXff === undefined && this.fwdCookies === undefined && head.upgrade === undefined && head.minor === 1;
+    if (common && this.fwdCache !== undefined && this.fwdCache.host === head.host) return this.fwdCache.bytes;
+    let s = this.fwdCookies === undefined ? '' : `cookie: ${this.fwdCookies}\r\n`;
+    s += `x-forwarded-for: ${this.fwdXff === undefined ? '' : `${this.fwdXff}, `}${this.ip}\r\nx-forwarded-proto: ${this.proto}\r\n`;
+    if (head.host !== undefined) s += `x-forwarded-host: ${head.host}\r\n`;
+    // seed 004: the client's address as `ip:port` (HAProxy `http-request set-header X-Client-IP %[src]:%[src_port]`).
+    s += `x-client-ip: ${this.ip.includes(':') ? `[${this.ip}]` : this.ip}:${this.port}\r\n`;
+    if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
+    else if (head.minor === 0) s += 'connection: close\r\n';
+    if (!common) return s;
+    this.fwdCache = { host: head.host, bytes: Buffer.from(s, 'latin1') };
+    return this.fwdCache.bytes;
+  };
+
   /** The request head as the backend gets it: hop-by-hop headers dropped, forwarding headers set. */
   private requestHead(): Buffer {
-    const head = this.head!;
-    const sticky = this.pool?.config.sticky?.cookie;
-    let xff: string | undefined;
-    let cookies: string | undefined;
-    const drop = (i: number): boolean => {
-      switch (head.kinds[i]) {
-        case H.XForwardedFor: {
-          const v = fieldValue(head, i);
-          xff = xff === undefined ? v : `${xff}, ${v}`;
-          return true;
-        }
-        case H.XForwardedProto:
-        case H.XForwardedHost:
-        case H.XClientIp:
-          return true;
-        case H.Cookie: {
-          if (sticky === undefined) return false;
-          // `indirect`: the backend never sees the balancer's cookie.
-          const rest = stripStickyCookie(fieldValue(head, i), sticky);
-          if (rest !== undefined) cookies = cookies === undefined ? rest : `${cookies}; ${rest}`;
-          return true;
-        }
-        default:
-          return isHopByHop(head, i);
-      }
-    };
-    const extra = (): string => {
-      let s = cookies === undefined ? '' : `cookie: ${cookies}\r\n`;
-      s += `x-forwarded-for: ${xff === undefined ? '' : `${xff}, `}${this.ip}\r\nx-forwarded-proto: ${this.proto}\r\n`;
-      if (head.host !== undefined) s += `x-forwarded-host: ${head.host}\r\n`;
-      // seed 004: the client's address as `ip:port` (HAProxy `http-request set-header X-Client-IP %[src]:%[src_port]`).
-      s += `x-client-ip: ${this.ip.includes(':') ? `[${this.ip}]` : this.ip}:${this.port}\r\n`;
-      if (head.upgrade !== undefined) s += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
-      else if (head.minor === 0) s += 'connection: close\r\n';
-      return s;
-    };
-    return rewriteHead(head, drop, extra);
+    this.fwdXff = this.fwdCookies = undefined;
+    this.fwdSticky = this.pool?.config.sticky?.cookie;
+    return rewriteHead(this.head!, this.dropRequestField, this.requestExtra);
   }
 
   // ---- backend side ------------------------------------------------------------------------
@@ -574,27 +588,30 @@ export class ClientConn implements UpstreamHandler, Waiter {
     }
   }
 
-  /** The response head as the client gets it (hop-by-hop headers dropped), with `tail` after it. */
+  /** A Cache-Control the client may keep went through (responseHead; read by its callbacks). */
+  private cacheControlKept = false;
+  private readonly dropResponseField = (i: number): boolean => {
+    const res = this.res!;
+    if (this.insertCookie !== undefined && res.kinds[i] === H.CacheControl) {
+      // `nocache`: a response that pins a client must never be served to others from a cache.
+      if (!/private|no-store|no-cache/i.test(fieldValue(res, i))) return true;
+      this.cacheControlKept = true;
+      return false;
+    }
+    return isHopByHop(res, i);
+  };
+  private readonly responseExtra = (): string => {
+    let s = '';
+    if (this.insertCookie !== undefined) s += `set-cookie: ${this.insertCookie}\r\n${this.cacheControlKept ? '' : 'cache-control: private\r\n'}`;
+    if (this.closeAfter) s += 'connection: close\r\n';
+    else if (this.head!.minor === 0) s += 'connection: keep-alive\r\n';
+    return s;
+  };
+
+  /** The response head (`this.res`) as the client gets it (hop-by-hop headers dropped), with `tail` after it. */
   private responseHead(res: ResponseHead, tail: Buffer | undefined): Buffer {
-    const inserting = this.insertCookie !== undefined;
-    let cacheControlKept = false;
-    const drop = (i: number): boolean => {
-      if (inserting && res.kinds[i] === H.CacheControl) {
-        // `nocache`: a response that pins a client must never be served to others from a cache.
-        if (!/private|no-store|no-cache/i.test(fieldValue(res, i))) return true;
-        cacheControlKept = true;
-        return false;
-      }
-      return isHopByHop(res, i);
-    };
-    const extra = (): string => {
-      let s = '';
-      if (inserting) s += `set-cookie: ${this.insertCookie}\r\n${cacheControlKept ? '' : 'cache-control: private\r\n'}`;
-      if (this.closeAfter) s += 'connection: close\r\n';
-      else if (this.head!.minor === 0) s += 'connection: keep-alive\r\n';
-      return s;
-    };
-    return rewriteHead(res, drop, extra, tail);
+    this.cacheControlKept = false;
+    return rewriteHead(res, this.dropResponseField, this.responseExtra, tail);
   }
 
   private startTunnel(rb: Buffer): boolean {

@@ -437,6 +437,24 @@ describe('HTTP/1.1 through the proxy', () => {
     expect(r!.rawHead).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
+  it('forwarding headers follow each request of a kept-alive connection (Host, X-Forwarded-For, HTTP/1.0)', async () => {
+    const c = await open();
+    const send = async (host: string, extra = '', version = '1.1') => {
+      await c.write(`GET /fwd HTTP/${version}\r\nHost: ${host}\r\n${version === '1.0' ? 'Connection: keep-alive\r\n' : ''}${extra}\r\n`);
+      const [r] = await c.read(['GET']);
+      return json(r!).headers as Record<string, string>;
+    };
+    expect(await send('one.test')).toMatchObject({ 'x-forwarded-host': 'one.test', 'x-forwarded-for': '127.0.0.1' });
+    expect(await send('one.test')).toMatchObject({ 'x-forwarded-host': 'one.test', 'x-forwarded-for': '127.0.0.1' });
+    expect(await send('two.test')).toMatchObject({ 'x-forwarded-host': 'two.test', 'x-forwarded-for': '127.0.0.1' });
+    expect(await send('two.test', 'X-Forwarded-For: 9.9.9.9\r\n')).toMatchObject({ 'x-forwarded-host': 'two.test', 'x-forwarded-for': '9.9.9.9, 127.0.0.1' });
+    const again = await send('two.test');
+    expect(again).toMatchObject({ 'x-forwarded-host': 'two.test', 'x-forwarded-for': '127.0.0.1', 'x-client-ip': `127.0.0.1:${c.socket.localPort}` });
+    expect(again.connection).toBeUndefined();
+    // HTTP/1.0 goes with connection: close (the backend may end the answer by closing: the last one here).
+    expect(await send('two.test', '', '1.0')).toMatchObject({ 'x-forwarded-host': 'two.test', connection: 'close' });
+  });
+
   it('two X-Forwarded-For lines are joined, the client address last', async () => {
     const c = await open();
     await c.write(GET('/xff', 'X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n'));

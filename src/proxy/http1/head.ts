@@ -181,22 +181,62 @@ export function valueOf(head: Head, kind: H): string | undefined {
   return i === -1 ? undefined : fieldValue(head, i);
 }
 
-function parseDecimal(s: string): number {
-  // A list of equal values is tolerated (RFC 9112 §6.3), anything else refused.
+/** Whether `c` is optional whitespace (SP or HTAB). */
+const ows = (c: number | undefined) => c === 0x20 || c === 0x09;
+
+/**
+ * A Content-Length value in `buf[start..end)`, read from the bytes (no string): digits, or a list of
+ * equal values, which is tolerated (RFC 9112 §6.3); anything else refused.
+ */
+function parseContentLength(buf: Buffer, start: number, end: number): number {
   let n = -1;
-  for (const part of s.split(',')) {
-    const t = part.trim();
-    if (t.length === 0 || t.length > 15) throw new HeadError(400, 'invalid content-length');
+  let i = start;
+  for (;;) {
+    while (i < end && ows(buf[i])) i++;
+    const digits = i;
     let v = 0;
-    for (let i = 0; i < t.length; i++) {
-      const c = t.charCodeAt(i) - 0x30;
-      if (c < 0 || c > 9) throw new HeadError(400, 'invalid content-length');
-      v = v * 10 + c;
+    while (i < end) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+      i++;
     }
+    if (i === digits || i - digits > 15) throw new HeadError(400, 'invalid content-length');
+    while (i < end && ows(buf[i])) i++;
+    if (i < end && buf[i] !== 0x2c) throw new HeadError(400, 'invalid content-length');
     if (n !== -1 && v !== n) throw new HeadError(400, 'conflicting content-length');
     n = v;
+    if (i >= end) return n;
+    i++; // the comma
   }
-  return n;
+}
+
+/** Whether `buf[start..end)` is `word` (lower-case ASCII), ignoring case. */
+function isWord(buf: Buffer, start: number, end: number, word: Uint8Array): boolean {
+  if (end - start !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (lower(buf[start + i]!) !== word[i]) return false;
+  return true;
+}
+
+const CLOSE = Buffer.from('close');
+const KEEP_ALIVE = Buffer.from('keep-alive');
+const UPGRADE = Buffer.from('upgrade');
+
+/** The tokens of a Connection header in `buf[start..end)`, read from the bytes: strings only for unusual ones. */
+function connectionTokens(buf: Buffer, start: number, end: number, head: Head, facts: FieldFacts): void {
+  let i = start;
+  while (i < end) {
+    while (i < end && (ows(buf[i]) || buf[i] === 0x2c)) i++;
+    const from = i;
+    while (i < end && buf[i] !== 0x2c) i++;
+    let to = i;
+    while (to > from && ows(buf[to - 1])) to--;
+    if (to === from) continue;
+    if (isWord(buf, from, to, CLOSE)) head.close = true;
+    else if (isWord(buf, from, to, KEEP_ALIVE)) facts.keepAlive = true;
+    else if (isWord(buf, from, to, UPGRADE)) facts.connUpgrade = true;
+    else (head.connectionTokens ??= []).push(buf.latin1Slice(from, to).toLowerCase());
+  }
 }
 
 interface FieldFacts {
@@ -239,7 +279,7 @@ function parseFields(head: Head, isRequest: boolean): FieldFacts {
     head.kinds.push(kind);
     switch (kind) {
       case H.ContentLength: {
-        const n = parseDecimal(buf.latin1Slice(valueStart, valueEnd));
+        const n = parseContentLength(buf, valueStart, valueEnd);
         if (head.contentLength !== -1 && head.contentLength !== n) throw new HeadError(400, 'conflicting content-length');
         head.contentLength = n;
         break;
@@ -250,13 +290,7 @@ function parseFields(head: Head, isRequest: boolean): FieldFacts {
         break;
       }
       case H.Connection:
-        for (const part of buf.latin1Slice(valueStart, valueEnd).split(',')) {
-          const t = part.trim().toLowerCase();
-          if (t === 'close') head.close = true;
-          else if (t === 'keep-alive') facts.keepAlive = true;
-          else if (t === 'upgrade') facts.connUpgrade = true;
-          else if (t !== '') (head.connectionTokens ??= []).push(t);
-        }
+        connectionTokens(buf, valueStart, valueEnd, head, facts);
         break;
       case H.Host:
         facts.hosts++;
@@ -404,30 +438,46 @@ export function isHopByHop(head: Head, i: number): boolean {
   }
 }
 
+/** Kept runs of a head being rewritten (start, end pairs); grown when a head has more. */
+let runs = new Int32Array(64);
+
 /**
  * The head as a Buffer: its start line and the header lines `drop` does not refuse, copied as they
- * came (runs of kept lines at once), then `extra()` (header lines, each ending in CRLF; called after
- * every `drop`), the blank line, and `tail` (body bytes sent in the same write).
+ * came (runs of kept lines at once), then `extra()` (header lines, each ending in CRLF, as a string
+ * or as bytes; called after every `drop`), the blank line, and `tail` (body bytes sent in the same
+ * write).
  */
-export function rewriteHead(head: Head, drop: (i: number) => boolean, extra: () => string, tail?: Buffer): Buffer {
+export function rewriteHead(head: Head, drop: (i: number) => boolean, extra: () => string | Buffer, tail?: Buffer): Buffer {
   const { buf, fields } = head;
+  const lines = head.kinds.length;
+  if (runs.length < 2 * lines + 2) runs = new Int32Array(2 * lines + 2);
+  let nRuns = 0;
   let runStart = head.start;
   let runEnd = head.fieldsStart;
-  const runs: number[] = [];
-  for (let i = 0; i < head.kinds.length; i++) {
+  let kept = 0;
+  for (let i = 0; i < lines; i++) {
     const lineEnd = fields[i * 5 + 4]!;
     if (drop(i)) {
-      if (runEnd > runStart) runs.push(runStart, runEnd);
+      if (runEnd > runStart) {
+        runs[nRuns++] = runStart;
+        runs[nRuns++] = runEnd;
+        kept += runEnd - runStart;
+      }
       runStart = lineEnd;
     }
     runEnd = lineEnd;
   }
-  if (runEnd > runStart) runs.push(runStart, runEnd);
+  if (runEnd > runStart) {
+    runs[nRuns++] = runStart;
+    runs[nRuns++] = runEnd;
+    kept += runEnd - runStart;
+  }
   const more = extra();
-  const out = Buffer.allocUnsafe(head.headEnd - head.start + more.length + (tail?.length ?? 0));
+  // Latin-1: one byte per character, so a string's length is its size.
+  const out = Buffer.allocUnsafe(kept + more.length + 2 + (tail?.length ?? 0));
   let n = 0;
-  for (let r = 0; r < runs.length; r += 2) n += buf.copy(out, n, runs[r]!, runs[r + 1]!);
-  n += out.latin1Write(more, n);
+  for (let r = 0; r < nRuns; r += 2) n += buf.copy(out, n, runs[r]!, runs[r + 1]!);
+  n += typeof more === 'string' ? out.latin1Write(more, n) : more.copy(out, n);
   out[n++] = 0x0d;
   out[n++] = 0x0a;
   if (tail) n += tail.copy(out, n);
