@@ -1,18 +1,10 @@
 import * as util from 'node:util';
 import type { Command } from 'commander';
 import { request } from 'undici';
+import type { PoolSummary } from '../dashboard/types.js';
 
-/** What `GET /pools` answers per pool (src/api/routes/pools.ts). */
-interface PoolRow {
-  pool: string;
-  servers: number;
-  healthy: number;
-  placeable: number;
-  capacity: number;
-  used: number;
-  free: number;
-  placements: number;
-}
+/** What `GET /pools` answers per pool. */
+type PoolRow = PoolSummary;
 
 /** The fields of a server view (src/api/schemas.ts, ServerView) that `status` shows. */
 interface ServerRow {

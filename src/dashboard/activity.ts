@@ -1,16 +1,8 @@
 import type { Placement, Server } from '../core/model.js';
 import type { StoreEvent } from '../store/store.js';
+import type { ActivityEntry } from './types.js';
 
-/** One line of the dashboard's event log. */
-export interface ActivityEntry {
-  at: string;
-  pool: string;
-  serverId?: string;
-  placementId?: string;
-  kind: 'registered' | 'removed' | 'health' | 'admin' | 'placed' | 'released';
-  level: 'info' | 'warn' | 'error';
-  message: string;
-}
+export type { ActivityEntry } from './types.js';
 
 /** What a placement is called in a pool, for the log's sentences. */
 const NOUN: Record<string, string> = { rooms: 'room', origins: 'stream', turn: 'allocation' };

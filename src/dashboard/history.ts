@@ -1,17 +1,7 @@
 import { parsePrometheusText, type Sample } from '../metrics/text-format.js';
+import type { StatsSample } from './types.js';
 
-/** One point of the dashboard's charts: rates and latencies over the interval before `at`. */
-export interface StatsSample {
-  at: string;
-  /** Placements created per second, by pool. */
-  placementsPerSecond: Record<string, number>;
-  /** Failed placement attempts per second, by reason. */
-  failuresPerSecond: Record<string, number>;
-  /** Health probe latency over the interval, every pool (null: no probe ran). */
-  probeLatencyMs: { p50: number | null; p99: number | null };
-  /** The HTTP proxy, when it runs in this instance (its workers included). */
-  proxy: { requestsPerSecond: number; p99Ms: number | null } | null;
-}
+export type { StatsSample } from './types.js';
 
 /** The metrics the charts read (histograms by their family name). */
 export const CHART_METRICS = [

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { freeUnits, isPlaceable, usedUnits } from '../../core/capacity.js';
 import type { StateStore } from '../../store/store.js';
+import type { PoolSummary as PoolSummaryShape } from '../../dashboard/types.js';
 import { AppError } from '../../errors.js';
 import { ErrorBody, ServerView, serverView, sortById } from '../schemas.js';
 
@@ -16,6 +17,9 @@ export const PoolSummary = Type.Object({
   placements: Type.Integer({ description: 'Rooms (or streams, sticky keys) placed in the pool.' }),
 });
 export type PoolSummary = Static<typeof PoolSummary>;
+// The schema and the shared type (src/dashboard/types.ts) describe the same answer.
+const _sameShape: PoolSummaryShape = {} as PoolSummary;
+void _sameShape;
 
 /** One pool at a glance, from the store's local view (no I/O). */
 export function poolSummary(store: StateStore, pool: string): PoolSummary {

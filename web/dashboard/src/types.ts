@@ -1,53 +1,16 @@
 /** What the page reads from Switchboard: the shapes of `GET /events`, `/activity` and `/stats/history`. */
 
-export interface Health {
-  status: string;
-  since: string;
-  lastCheck: string | null;
-  successes: number;
-  failures: number;
-  lastError?: string;
-  latencyMs?: number;
-}
-
-/** `serverView` in src/api/schemas.ts. */
-export interface ServerView {
-  serverId: string;
-  kind: string;
-  serviceUrl: string;
-  endpoints?: Record<string, string>;
-  capacity: number;
-  reserved: number;
-  used: number;
-  free: number;
-  reported: Record<string, number>;
-  weight: number;
-  region?: string;
-  labels: Record<string, string>;
-  adminState: 'active' | 'drain' | 'maint' | string;
-  healthy: boolean;
-  health: Health;
-  attributes?: Record<string, string | number | boolean>;
-  placements: number;
-  registeredAt: string;
-  lastHeartbeat: string;
-}
+/** `serverView` in src/api/schemas.ts, as the client SDK types it. */
+export type { ServerView } from '../../../src/client/types';
+/** The dashboard's own payloads, shared with the server. */
+export type { ActivityEntry as Activity, PoolSummary, StatsSample } from '../../../src/dashboard/types';
+import type { ActivityEntry, PoolSummary, StatsSample } from '../../../src/dashboard/types';
+import type { ServerView } from '../../../src/client/types';
 
 export interface PlacementView {
   id: string;
   serverId: string;
   state: string;
-}
-
-export interface PoolSummary {
-  pool: string;
-  servers: number;
-  healthy: number;
-  placeable: number;
-  capacity: number;
-  used: number;
-  free: number;
-  placements: number;
 }
 
 export interface SnapshotPool {
@@ -63,25 +26,7 @@ export interface Snapshot {
   pools: SnapshotPool[];
 }
 
-export type Level = 'info' | 'warn' | 'error';
-
-export interface Activity {
-  at: string;
-  pool: string;
-  serverId?: string;
-  placementId?: string;
-  kind: string;
-  level: Level;
-  message: string;
-}
-
-export interface StatsSample {
-  at: string;
-  placementsPerSecond: Record<string, number>;
-  failuresPerSecond: Record<string, number>;
-  probeLatencyMs: { p50: number | null; p99: number | null };
-  proxy: { requestsPerSecond: number; p99Ms: number | null } | null;
-}
+export type Level = ActivityEntry['level'];
 
 export interface StatsHistory {
   intervalSeconds: number;
