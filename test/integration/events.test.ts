@@ -256,5 +256,22 @@ describe('GET /events on instances sharing one Redis', () => {
     await c.next((e) => e.event === 'server-removed' && e.data.serverId === 'remote-sfu', 'deregistration on B');
     // A's own GET /pools sees the same.
     expect((await api(a, 'GET', '/pools')).body[0]).toMatchObject({ pool: 'rooms', servers: 0, placements: 0 });
+    // The dashboard's event log on A tells what happened on B, live and in GET /activity.
+    const lost = await c.next((e) => e.event === 'activity' && e.data.kind === 'removed' && e.data.serverId === 'remote-sfu', 'activity (removed) from B');
+    expect(lost.data.message).toBe('remote-sfu removed from rooms');
+    const log = (await api(a, 'GET', '/activity')).body.entries.filter((e: Json) => e.serverId === 'remote-sfu').map((e: Json) => e.message);
+    expect(log).toEqual([
+      'remote-sfu registered in rooms in us, capacity 1000',
+      'room remote-room placed on remote-sfu',
+      'remote-sfu draining',
+      'room remote-room lost with remote-sfu',
+      'remote-sfu removed from rooms',
+    ]);
+  });
+
+  it('lists the dashboard routes in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${a.url}/API/json`)).json()) as Json;
+    for (const path of ['/activity', '/stats/history', '/pools/{pool}/servers', '/pools/{pool}/servers/{id}/drain', '/pools/{pool}/servers/{id}']) expect(doc.paths[path], path).toBeDefined();
+    expect(doc.paths['/dashboard/']).toBeUndefined();
   });
 });
