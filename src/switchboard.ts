@@ -14,6 +14,7 @@ import { Notifier } from './pools/notifier.js';
 import { ORIGINS_POOL, OriginService } from './pools/origins/service.js';
 import { StreamService } from './pools/origins/streams.js';
 import { startOriginProxies, type OriginProxies } from './proxy/streaming/index.js';
+import { registerMediaMetrics } from './proxy/streaming/metrics.js';
 import { ROOMS_POOL, RoomService } from './pools/rooms/service.js';
 import { TURN_POOL, TurnService } from './pools/turn/service.js';
 import { agentTarget, queryAgent } from './probes/agent-check.js';
@@ -249,6 +250,7 @@ export async function startSwitchboard(config: Config, logger: Logger = createLo
     await undoStart();
     throw err;
   }
+  registerMediaMetrics(metrics.registry, () => originProxies);
   await turn.start();
   rooms.start();
   origins.start();

@@ -234,6 +234,14 @@ describe.skipIf(!haveTools)("origins (seed 003) as SRS's proxy: registration, RT
     // Still on s1's origin only, still publishing (kept for the next test).
     expect((await holders('s1')).map((h) => h.label)).toEqual([s1Origin.label]);
     expect(pub.exitCode).toBeNull();
+    // The media listeners on /metrics: the publisher and the player relayed, bytes both ways.
+    const metrics = await (await fetch(`${one.sb.url}/metrics`)).text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    expect(value('switchboard_media_connections_total{listener="rtmp",outcome="accepted"}')).toBeGreaterThanOrEqual(2);
+    expect(value('switchboard_media_active{listener="rtmp"}')).toBeGreaterThanOrEqual(1);
+    expect(value('switchboard_media_rtmp_bytes_total{direction="from_client"}')).toBeGreaterThan(10_000);
+    expect(value('switchboard_media_rtmp_bytes_total{direction="to_client"}')).toBeGreaterThan(10_000);
+    expect(value('switchboard_media_connections_total{listener="http",outcome="accepted"}')).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
   it('a second instance on the same Redis plays over RTMP what the first placed, from the same origin', async () => {

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics/registry.js';
 import type { PoolBalancer } from '../../src/proxy/balancer.js';
 import { ProxyMetrics } from '../../src/proxy/metrics.js';
+import { registerMediaMetrics } from '../../src/proxy/streaming/metrics.js';
 import type { Upstream } from '../../src/proxy/upstream.js';
 import { MemoryStore } from '../../src/store/memory.js';
 
@@ -197,6 +198,7 @@ beforeAll(async () => {
   const store = new MemoryStore();
   await store.registerServer('rooms', { id: 'sfu-1', kind: 'sfu', serviceUrl: 'http://127.0.0.1:1', capacity: 500, initialHealth: 'healthy' }, Date.now());
   metrics = createMetrics(store, ['rooms', 'turn', 'origins', 'web']);
+  registerMediaMetrics(metrics.registry, () => undefined);
   cat = await catalog(metrics.registry, proxyRegistry(1));
 });
 

@@ -73,6 +73,9 @@ export interface RtmpProxyStats {
   relaying: number;
   refused: number;
   failed: number;
+  /** Bytes relayed from clients to origins and back, once relaying (the command phase not counted). */
+  bytesFromClients: number;
+  bytesToClients: number;
 }
 
 const noop = (): void => {};
@@ -130,7 +133,7 @@ export class RtmpProxy {
   private readonly maxCommandBytes: number;
   private readonly chunkSize: number;
   private closed = false;
-  readonly stats: RtmpProxyStats = { accepted: 0, relaying: 0, refused: 0, failed: 0 };
+  readonly stats: RtmpProxyStats = { accepted: 0, relaying: 0, refused: 0, failed: 0, bytesFromClients: 0, bytesToClients: 0 };
 
   constructor(private readonly opts: RtmpProxyOptions) {
     this.log = opts.logger ?? silent;
@@ -282,6 +285,8 @@ export class RtmpProxy {
       up.once('close', both);
       client.once('end', () => up.end());
       up.once('end', () => client.end());
+      client.on('data', (d: Buffer) => (this.stats.bytesFromClients += d.length));
+      up.on('data', (d: Buffer) => (this.stats.bytesToClients += d.length));
       client.pipe(up, { end: false });
       up.pipe(client, { end: false });
       client.resume();
