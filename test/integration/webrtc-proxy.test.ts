@@ -186,6 +186,11 @@ describe('WHIP through Switchboard, WebRTC through its UDP port', () => {
       const other = new WhipProxy({ streams, publicHost: '127.0.0.1', udpPort: udp.port });
       expect(await other.resolveUfrag(session!.ufrag)).toEqual({ host: '127.0.0.1', port: origin.rtcPort });
       expect(await other.resolveUfrag('nosuchufrag')).toBeUndefined();
+      // A ufrag whose stream has no origin now: no route, and no mapping made by a UDP packet.
+      const orphan = streamKey(undefined, 'live', 'orphan');
+      await streams.indexRtc(orphan, 'orphanufrag');
+      expect(await other.resolveUfrag('orphanufrag')).toBeUndefined();
+      expect(streams.mappedOrigin(orphan)).toBeUndefined();
 
       // DELETE on the Location reaches the origin's own resource.
       const del = await request(`${whipBase}${location}`, { method: 'DELETE' });

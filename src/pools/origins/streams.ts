@@ -103,6 +103,17 @@ export class StreamService {
     throw new AppError(503, 'origin_unavailable', `stream ${key}: could not map it to an alive origin (origins changing too fast); retry`, { stream: key });
   }
 
+  /**
+   * The origin serving a stream now, from this instance's view: mapped, ready, same registration,
+   * alive. Never maps anything (a media packet must not place a stream); undefined otherwise.
+   */
+  servingOrigin(key: string): Server | undefined {
+    const p = this.d.store.getPlacement(ORIGINS_POOL, key);
+    if (!p || p.state !== 'ready') return undefined;
+    const server = this.d.store.getServer(ORIGINS_POOL, p.serverId);
+    return server && server.epoch === p.serverEpoch && serves(server) ? server : undefined;
+  }
+
   /** The origin a stream is mapped to in this instance's view (no mapping made). */
   mappedOrigin(key: string): string | undefined {
     return this.d.store.getPlacement(ORIGINS_POOL, key)?.serverId;

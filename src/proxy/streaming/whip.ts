@@ -42,7 +42,7 @@ export interface WhipProxyLogger {
 }
 
 export interface WhipProxyOptions {
-  streams: Pick<StreamService, 'locate' | 'indexRtc' | 'streamByUfrag'>;
+  streams: Pick<StreamService, 'locate' | 'indexRtc' | 'streamByUfrag' | 'servingOrigin'>;
   /** The address clients reach Switchboard's WebRTC UDP port at, written into answers' candidates. */
   publicHost: string;
   /** Switchboard's WebRTC UDP port (the RtcUdpProxy's, PROXY_WEBRTC_SERVER) written into answers. */
@@ -181,15 +181,11 @@ export class WhipProxy {
       local.expires = Date.now() + this.sessionTtlMs;
       return local.rtc;
     }
-    // Answered by another instance: the stream's origin now. `play` never maps a new origin for a
-    // dead one (503), so a session is not sent to an origin that did not answer it (except in
-    // StreamService's no-origin-alive fallback).
-    try {
-      return originAddresses(await this.opts.streams.locate(key, 'play')).rtc;
-    } catch (err) {
-      if (err instanceof AppError) return undefined;
-      throw err;
-    }
+    // Answered by another instance: the origin serving the stream now, read from the shared
+    // mappings. Nothing is mapped here: a UDP packet must never place a stream, and a stream
+    // whose origin is gone has no session to continue (the client offers again).
+    const origin = this.opts.streams.servingOrigin(key);
+    return origin ? originAddresses(origin).rtc : undefined;
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
