@@ -151,8 +151,11 @@ export const ProxyConfigSchema = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     host: Type.String({ default: '0.0.0.0' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Proxy port (env PORT).' }),
-    /** Worker processes (env WORKER_COUNT); 0 = one per core. 1 = the proxy runs in the main process. */
-    workers: Type.Integer({ minimum: 0, maximum: 64, default: 1 }),
+    /**
+     * Worker processes (env WORKER_COUNT); 0, the default, = one per core (seed 002). 1 = the proxy
+     * runs in the main process.
+     */
+    workers: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
     /** Static backends (seed 002's backends.json entries). */
     backends: Type.Array(BackendEntrySchema, { default: [] }),
     pools: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), HttpPoolSchema, { default: {} }),

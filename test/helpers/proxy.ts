@@ -124,7 +124,8 @@ export type ProxyOptions = Partial<Omit<ProxyConfig, 'pools' | 'limits'>> & {
 };
 
 export async function startProxy(proxy: ProxyOptions, opts: { env?: Record<string, string>; mutate?: (c: Config) => void } = {}): Promise<ProxyUnderTest> {
-  const config = loadConfig({ env: { APP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.SB_TEST_LOG_LEVEL ?? 'silent', HEALTH_CHECK_INTERVAL: '100', HEALTH_CHECK_TIMEOUT: '90', ...opts.env }, cwd: '/nonexistent' });
+  // In this process (WORKER_COUNT=1) unless a test asks for workers: the suites inspect the proxy object.
+  const config = loadConfig({ env: { APP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.SB_TEST_LOG_LEVEL ?? 'silent', HEALTH_CHECK_INTERVAL: '100', HEALTH_CHECK_TIMEOUT: '90', WORKER_COUNT: '1', ...opts.env }, cwd: '/nonexistent' });
   const { pools: partialPools, limits, ...rest } = proxy;
   config.proxy = { ...config.proxy, ...rest, limits: { ...config.proxy.limits, ...limits }, enabled: true, host: '127.0.0.1', port: proxy.port ?? 0 };
   const names = new Set([config.proxy.defaultPool, 'media', ...Object.keys(partialPools ?? {}), ...config.proxy.backends.map((b) => b.pool ?? config.proxy.defaultPool)]);

@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
@@ -35,6 +35,11 @@ describe('proxy configuration (seed 002)', () => {
     const c = loadConfig({ env: { PORT: '9090', WORKER_COUNT: '2', HEALTH_CHECK_INTERVAL: '30000' }, cwd: dirWith() });
     expect(c.proxy).toMatchObject({ enabled: true, port: 9090, workers: 2 });
     expect(c.health.intervalMs).toBe(30_000);
+  });
+
+  it('without WORKER_COUNT: one worker per core, as seed 002 spawns them', () => {
+    const c = loadConfig({ env: { PORT: '9090' }, cwd: dirWith() });
+    expect(c.proxy.workers).toBe(availableParallelism());
   });
 
   it('WORKER_COUNT=0 means one per core', () => {
