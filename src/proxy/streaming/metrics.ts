@@ -39,44 +39,32 @@ export function registerMediaMetrics(registry: Registry, proxies: () => OriginPr
       if (p?.udp) this.set({ listener: 'udp' }, p.udp.sessionCount);
     },
   });
-  new Counter({
-    name: 'switchboard_media_rtmp_bytes_total',
-    help: 'Bytes the RTMP proxy relayed once sessions were set up: from_client (publishers, players’ commands) and to_client (what origins sent).',
-    labelNames: ['direction'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      const rtmp = proxies()?.rtmp;
-      if (!rtmp) return;
-      this.inc({ direction: 'from_client' }, rtmp.stats.bytesFromClients);
-      this.inc({ direction: 'to_client' }, rtmp.stats.bytesToClients);
-    },
+  const byLabel = (name: string, help: string, label: string, read: () => Record<string, number> | undefined) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [value, n] of Object.entries(read() ?? {})) this.inc({ [label]: value }, n);
+      },
+    });
+  byLabel('switchboard_media_rtmp_bytes_total', 'Bytes the RTMP proxy relayed once sessions were set up: from_client (publishers, players’ commands) and to_client (what origins sent).', 'direction', () => {
+    const rtmp = proxies()?.rtmp;
+    return rtmp && { from_client: rtmp.stats.bytesFromClients, to_client: rtmp.stats.bytesToClients };
   });
-  new Counter({
-    name: 'switchboard_media_udp_packets_total',
-    help: 'WebRTC UDP datagrams relayed by ICE ufrag: to_origin, to_client.',
-    labelNames: ['direction'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
+  byLabel('switchboard_media_udp_packets_total', 'WebRTC UDP datagrams relayed by ICE ufrag: to_origin, to_client.', 'direction', () => {
+    const udp = proxies()?.udp;
+    return udp && { to_origin: udp.stats.toOrigin, to_client: udp.stats.toClient };
+  });
+  byLabel(
+    'switchboard_media_udp_dropped_total',
+    'WebRTC UDP datagrams dropped: unknown (from a new client and not a STUN binding request with a username), unresolved (a ufrag no WHIP/WHEP answer gave out), full (session or pending limits reached).',
+    'reason',
+    () => {
       const udp = proxies()?.udp;
-      if (!udp) return;
-      this.inc({ direction: 'to_origin' }, udp.stats.toOrigin);
-      this.inc({ direction: 'to_client' }, udp.stats.toClient);
+      return udp && { unknown: udp.stats.droppedUnknown, unresolved: udp.stats.droppedUnresolved, full: udp.stats.droppedFull };
     },
-  });
-  new Counter({
-    name: 'switchboard_media_udp_dropped_total',
-    help: 'WebRTC UDP datagrams dropped: unknown (from a new client and not a STUN binding request with a username), unresolved (a ufrag no WHIP/WHEP answer gave out), full (session or pending limits reached).',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      const udp = proxies()?.udp;
-      if (!udp) return;
-      this.inc({ reason: 'unknown' }, udp.stats.droppedUnknown);
-      this.inc({ reason: 'unresolved' }, udp.stats.droppedUnresolved);
-      this.inc({ reason: 'full' }, udp.stats.droppedFull);
-    },
-  });
+  );
 }
