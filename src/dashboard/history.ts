@@ -52,6 +52,16 @@ export function totals(samples: readonly Sample[]): Totals {
   return t;
 }
 
+/**
+ * `totals` of an exposition text. The proxy counts as present as soon as its metric family is
+ * there, before its first request (the family is declared with no series yet): its charts show 0.
+ */
+export function totalsOf(text: string): Totals {
+  const t = totals(parsePrometheusText(text));
+  if (!t.proxy && text.includes('# TYPE switchboard_proxy_requests_total ')) t.proxy = { requests: 0, buckets: new Map() };
+  return t;
+}
+
 const le = (text: string | undefined) => (text === undefined || text === '+Inf' ? Infinity : Number(text));
 
 /** A counter's increase; a smaller value means the process behind it restarted (counts from 0). */
@@ -159,7 +169,7 @@ export class StatsHistory {
     try {
       const text = await this.read();
       const at = Date.now();
-      const now = totals(parsePrometheusText(text));
+      const now = totalsOf(text);
       const last = this.last;
       this.last = { at, totals: now };
       if (!last) return;

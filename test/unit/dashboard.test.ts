@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Placement, Server } from '../../src/core/model.js';
 import { newServer } from '../../src/core/server.js';
 import { ActivityLog } from '../../src/dashboard/activity.js';
-import { quantile, summarize, totals } from '../../src/dashboard/history.js';
+import { quantile, summarize, totals, totalsOf } from '../../src/dashboard/history.js';
 import { parsePrometheusText } from '../../src/metrics/text-format.js';
 
 const server = (id: string, extra: Partial<Server> = {}): Server => ({
@@ -90,6 +90,13 @@ describe('dashboard history', () => {
     expect(s.placementsPerSecond).toEqual({ rooms: 5 });
     expect(s.probeLatencyMs).toEqual({ p50: null, p99: null });
     expect(s.proxy).toBeNull();
+  });
+
+  it('a proxy declared but not yet asked anything: present, at 0 requests/s and no p99', () => {
+    const declared = '# HELP switchboard_proxy_requests_total x\n# TYPE switchboard_proxy_requests_total counter\n';
+    const s = summarize(0, 1, totalsOf(declared), totalsOf(declared));
+    expect(s.proxy).toEqual({ requestsPerSecond: 0, p99Ms: null });
+    expect(summarize(0, 1, totalsOf(''), undefined).proxy).toBeNull();
   });
 
   it('quantile: first bucket interpolates from 0', () => {
