@@ -57,6 +57,13 @@ const routes: { method: 'GET' | 'POST' | 'DELETE'; path: (id: string) => string 
   { method: 'GET', path: () => '/healthz' },
   { method: 'POST', path: () => '/turn/register' },
   { method: 'POST', path: () => '/turn/heartbeat' },
+  // The dashboard's routes: any pool's servers, its buttons, the log.
+  { method: 'GET', path: (id) => `/pools/${id}/servers` },
+  { method: 'POST', path: (id) => `/pools/rooms/servers/${id}/drain` },
+  { method: 'DELETE', path: (id) => `/pools/rooms/servers/${id}/drain` },
+  { method: 'DELETE', path: (id) => `/pools/${id}/servers/${id}` },
+  { method: 'GET', path: (id) => `/activity?limit=${id}` },
+  { method: 'GET', path: () => '/stats/history' },
 ];
 
 const lone = fc.constantFrom('\ud800', '\udfff', 'eu-\udc00', '\ud83d', 'x\ud83dy');
