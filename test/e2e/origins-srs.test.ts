@@ -9,6 +9,7 @@ import { NginxRtmp, RTMP_MODULE } from '../helpers/nginx-rtmp.js';
 import { freePort } from '../helpers/ports.js';
 import { startSwitchboard, type SwitchboardProcess } from '../helpers/process.js';
 import { RedisServer } from '../helpers/redis.js';
+import { until } from '../helpers/until.js';
 
 /**
  * Seed 003 end to end (run `npm run build` first: the instances run dist/), as SRS's proxy is
@@ -50,15 +51,6 @@ const publishers = new Set<ChildProcess>();
 
 
 
-async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const rtmpUrl = (inst: Instance, name: string) => `rtmp://127.0.0.1:${inst.rtmp}/live/${name}`;
 

@@ -17,6 +17,7 @@ import { stopChild } from '../helpers/children.js';
 import { complete, run } from '../helpers/media-tools.js';
 import { NginxRtmp, RTMP_MODULE } from '../helpers/nginx-rtmp.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
+import { until } from '../helpers/until.js';
 
 /**
  * Issue 16 item 5 (HTTP): the streaming HTTP proxy between real players (ffprobe, fetch) and real
@@ -28,15 +29,6 @@ const haveTools = existsSync(RTMP_MODULE) && ['/usr/bin/ffmpeg', '/usr/bin/ffpro
 
 
 
-async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const logs: string[] = [];
 const log = (level: string) => (obj: object, msg?: string) => logs.push(`${level} ${msg ?? ''} ${JSON.stringify(obj)}`);
