@@ -75,10 +75,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(poolRoutes, { store: deps.store, pools });
   const hub = new EventHub(deps.store, pools, deps.events, app.log);
   await app.register(eventRoutes, { hub });
-  const { activity, history } = dashboardFeeds(deps, pools, hub);
+  const { activity, history, stop } = dashboardFeeds(deps, pools, hub);
   await app.register(dashboardRoutes, { store: deps.store, activity, history, admin: poolAdmin(deps), ...(deps.dashboardDir ? { pageDir: deps.dashboardDir } : {}) });
   app.addHook('onClose', (_app, done) => {
-    activity.stop();
+    stop();
     history.stop();
     done();
   });
@@ -98,7 +98,7 @@ function dashboardFeeds(deps: ApiDeps, pools: readonly string[], hub: EventHub) 
   });
   const history = new StatsHistory(() => metricsTextOf(deps.metrics, CHART_METRICS), (sample) => hub.publish('stats', sample), deps.history, deps.logger);
   history.start();
-  return { activity: Object.assign(log, { stop: unsubscribe }), history };
+  return { activity: log, history, stop: unsubscribe };
 }
 
 /** Each pool's drain and deregister, through its own service (the dashboard's buttons). */
