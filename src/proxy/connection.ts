@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BucketSpec } from '../core/token-bucket.js';
@@ -19,7 +20,8 @@ export interface RoomTargets {
   release(upstream: Upstream): void;
 }
 
-/** What one exchange reports for metrics and access logs. */
+/** What one exchange reports for metrics and access logs (one object per connection, reused:
+ * `record` must not keep it). */
 export interface ExchangeRecord {
   pool: string;
   route: string;
@@ -76,9 +78,11 @@ export class ClientConn implements UpstreamHandler, Waiter {
   queuedUntil = 0;
   private queuedOn: PoolBalancer | undefined;
   private head: RequestHead | undefined;
-  private path = '/';
   private route: Route | undefined;
   private reqBody: BodyTracker | undefined;
+  /** Content-Length bodies, the common case: one tracker each way per connection, reset per message. */
+  private readonly reqLength = new LengthBody(0);
+  private readonly resLength = new LengthBody(0);
   private reqBodyBytes = 0;
   private upstream: Upstream | undefined;
   private conn: UpstreamConn | undefined;
@@ -235,11 +239,10 @@ export class ClientConn implements UpstreamHandler, Waiter {
       if (limits.maxBodyBytes > 0 && head.contentLength > limits.maxBodyBytes) {
         return this.answer(413, ProxyError.bodyTooLarge, `content-length ${head.contentLength} is over the limit of ${limits.maxBodyBytes} bytes`, true);
       }
-      this.reqBody = new LengthBody(head.contentLength);
+      this.reqBody = this.reqLength.reset(head.contentLength);
     }
     if (this.buf && (!this.reqBody || this.reqBody.done)) this.pauseClient(); // pipelined: later
-    this.path = requestPath(head.target);
-    this.route = this.ctx.router.route(head, this.path);
+    this.route = this.ctx.router.route(head);
     this.checkRate();
   }
 
@@ -361,7 +364,7 @@ export class ClientConn implements UpstreamHandler, Waiter {
 
   private dispatchRoom(): void {
     const head = this.head!;
-    const roomId = Router.roomId(this.route!, head.target, this.path);
+    const roomId = Router.roomId(this.route!, head.target, requestPath(head.target));
     if (roomId === undefined) {
       const where = this.route!.room!.query !== undefined ? `query parameter ${this.route!.room!.query}` : `path segment ${this.route!.room!.pathSegment}`;
       return this.answer(400, ProxyError.badRequest, `roomId: missing (expected in the ${where})`, false);
@@ -558,9 +561,9 @@ export class ClientConn implements UpstreamHandler, Waiter {
         return this.startTunnel(copy(rb, from, len));
       }
       this.upstreamResult(res.status < 500);
-      if (!responseHasBody(head.method, res.status)) this.resBody = new LengthBody(0);
+      if (!responseHasBody(head.method, res.status)) this.resBody = this.resLength.reset(0);
       else if (res.chunked) this.resBody = new ChunkedBody(502);
-      else if (res.contentLength >= 0) this.resBody = new LengthBody(res.contentLength);
+      else if (res.contentLength >= 0) this.resBody = this.resLength.reset(res.contentLength);
       else {
         this.resBody = new UntilCloseBody();
         this.closeAfter = true;
@@ -753,20 +756,22 @@ export class ClientConn implements UpstreamHandler, Waiter {
     this.releaseTo(u);
   }
 
+  private readonly rec: ExchangeRecord = { pool: '', route: '', upstream: undefined, method: '', target: '', status: 0, seconds: 0, client: '', error: undefined };
+
   private record(status: number, error?: string): void {
     const head = this.head;
     if (!head) return;
-    this.ctx.record({
-      pool: this.room ? 'rooms' : (this.route?.pool?.name ?? ''),
-      route: this.route?.name ?? '',
-      upstream: this.upstream,
-      method: head.method,
-      target: head.target,
-      status,
-      seconds: (performance.now() - this.started) / 1000,
-      client: this.ip,
-      error,
-    });
+    const r = this.rec;
+    r.pool = this.room ? 'rooms' : (this.route?.pool?.name ?? '');
+    r.route = this.route?.name ?? '';
+    r.upstream = this.upstream;
+    r.method = head.method;
+    r.target = head.target;
+    r.status = status;
+    r.seconds = (performance.now() - this.started) / 1000;
+    r.client = this.ip;
+    r.error = error;
+    this.ctx.record(r);
   }
 
   /** The proxy answers the request itself; the connection stays open unless `close`. */

@@ -14,6 +14,7 @@ export interface Route {
   fallback: boolean;
 }
 
+/** `path` is the request's path (requestPath), made once per request when a rule reads it. */
 type Matcher = (head: RequestHead, path: string) => boolean;
 
 /** Seed 004's rule: `Upgrade: websocket` or a `Sec-WebSocket-Key` header. */
@@ -123,6 +124,8 @@ function compileMatch(m: RouteConfig['match']): Matcher {
 export class Router {
   private readonly rules: { match: Matcher; route: Route }[];
   private readonly fallbackRoute: Route;
+  /** Whether a rule reads the path (else no path string is made per request). */
+  private readonly needsPath: boolean;
 
   constructor(routes: readonly RouteConfig[], defaultPool: PoolBalancer | undefined, pools: ReadonlyMap<string, PoolBalancer>) {
     this.fallbackRoute = { name: 'default', pool: defaultPool, room: undefined, rateLimit: undefined, fallback: false };
@@ -137,13 +140,15 @@ export class Router {
         fallback: false,
       },
     }));
+    this.needsPath = routes.some((r) => r.match.pathPrefix !== undefined);
     const media = pools.get('media');
     if (routes.length === 0 && media && media !== defaultPool) {
       this.rules.push({ match: isWebSocket, route: { name: 'websocket', pool: media, room: undefined, rateLimit: undefined, fallback: true } });
     }
   }
 
-  route(head: RequestHead, path: string): Route {
+  route(head: RequestHead): Route {
+    const path = this.needsPath ? requestPath(head.target) : '';
     for (const r of this.rules) {
       if (!r.match(head, path)) continue;
       if (r.route.fallback && r.route.pool!.upstreams.size === 0) return this.fallbackRoute;

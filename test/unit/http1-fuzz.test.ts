@@ -79,6 +79,30 @@ const mutatedArb = fc
     return Uint8Array.from(bytes);
   });
 
+
+describe('findHeadEnd (a strided JS scan)', () => {
+  // What it must equal: the first CRLFCRLF wholly inside [from, to), by the obvious search.
+  const reference = (buf: Buffer, from: number, to: number) => {
+    const i = buf.subarray(0, to).indexOf('\r\n\r\n', from);
+    return i === -1 ? -1 : i + 4;
+  };
+  // Pieces that make CRLFCRLF likely at any offset, and near-misses (CRLF CR, LF CRLF).
+  const piece = fc.constantFrom([0x0d], [0x0a], [0x41], [0x20], [0x0d, 0x0a], [0x0d, 0x0a, 0x0d, 0x0a], [0x0d, 0x0a, 0x0d]);
+  const bytes = fc.array(piece, { maxLength: 30 }).map((ps) => ps.flat());
+
+  it('finds the first CRLFCRLF in [from, to) at every alignment, and never one past `to` (stale bytes of a shared read buffer)', () => {
+    fc.assert(
+      fc.property(bytes, fc.nat(70), fc.nat(70), bytes, (inside, a, b, stale) => {
+        const buf = Buffer.from([...inside, ...stale, 0x0d, 0x0a, 0x0d, 0x0a]);
+        const from = a % (inside.length + 1);
+        const to = from + (b % (inside.length - from + 1));
+        expect(findHeadEnd(buf, from, to, 1 << 20, 431)).toBe(reference(buf, from, to));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
+
 describe('HTTP/1.1 head parser under fuzzing', () => {
   it('arbitrary bytes: a consistent head or a HeadError with a documented status, nothing else', () => {
     fc.assert(

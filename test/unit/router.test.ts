@@ -41,11 +41,11 @@ describe('Router', () => {
   it("without routes: seed 004's rule, WebSockets to media only while media has backends", () => {
     const r = new Router([], web, pools);
     const ws = head('GET /chat HTTP/1.1\nHost: a\nConnection: Upgrade\nUpgrade: websocket\nSec-WebSocket-Key: x\n');
-    expect(r.route(ws, '/chat').pool).toBe(web); // media has no backends yet
+    expect(r.route(ws).pool).toBe(web); // media has no backends yet
     media.upstreams.set('m1', {} as never);
-    expect(r.route(ws, '/chat').pool).toBe(media);
-    expect(r.route(head('GET /chat HTTP/1.1\nHost: a\nSec-WebSocket-Key: x\n'), '/chat').pool).toBe(media);
-    expect(r.route(head('GET /chat HTTP/1.1\nHost: a\n'), '/chat').pool).toBe(web);
+    expect(r.route(ws).pool).toBe(media);
+    expect(r.route(head('GET /chat HTTP/1.1\nHost: a\nSec-WebSocket-Key: x\n')).pool).toBe(media);
+    expect(r.route(head('GET /chat HTTP/1.1\nHost: a\n')).pool).toBe(web);
     media.upstreams.clear();
   });
 
@@ -59,12 +59,12 @@ describe('Router', () => {
       web,
       pools,
     );
-    expect(r.route(head('GET /v1/x HTTP/1.1\nHost: api.example.com\n'), '/v1/x').name).toBe('api-host');
-    expect(r.route(head('GET /v1/x HTTP/1.1\nHost: eu.api.test\n'), '/v1/x').name).toBe('api-host');
-    expect(r.route(head('GET /v2/x HTTP/1.1\nHost: api.example.com\n'), '/v2/x').name).toBe('default');
-    expect(r.route(head('GET / HTTP/1.1\nHost: a\nx-beta: yes\n'), '/').pool).toBe(media);
-    expect(r.route(head('GET / HTTP/1.1\nHost: a\nx-beta: no\n'), '/').pool).toBe(web);
-    const room = r.route(head('GET /rooms/r-1/ws HTTP/1.1\nHost: a\n'), '/rooms/r-1/ws');
+    expect(r.route(head('GET /v1/x HTTP/1.1\nHost: api.example.com\n')).name).toBe('api-host');
+    expect(r.route(head('GET /v1/x HTTP/1.1\nHost: eu.api.test\n')).name).toBe('api-host');
+    expect(r.route(head('GET /v2/x HTTP/1.1\nHost: api.example.com\n')).name).toBe('default');
+    expect(r.route(head('GET / HTTP/1.1\nHost: a\nx-beta: yes\n')).pool).toBe(media);
+    expect(r.route(head('GET / HTTP/1.1\nHost: a\nx-beta: no\n')).pool).toBe(web);
+    const room = r.route(head('GET /rooms/r-1/ws HTTP/1.1\nHost: a\n'));
     expect(room.name).toBe('rooms');
     expect(Router.roomId(room, '/rooms/r-1/ws', '/rooms/r-1/ws')).toBe('r-1');
     expect(Router.roomId(room, '/rooms/', '/rooms/')).toBeUndefined();

@@ -17,6 +17,12 @@ export class LengthBody implements BodyTracker {
   constructor(private remaining: number) {
     this.done = remaining === 0;
   }
+  /** Starts over for a body of `remaining` bytes (one tracker serves a connection's messages). */
+  reset(remaining: number): this {
+    this.remaining = remaining;
+    this.done = remaining === 0;
+    return this;
+  }
   advance(_buf: Buffer, from: number, to: number): number {
     const n = Math.min(this.remaining, to - from);
     this.remaining -= n;

