@@ -4,7 +4,7 @@
 //   --duration <s>   measured seconds per run (10)       --rounds <n>   rounds (3)
 //   --warmup <s>     un-measured wrk run before each (2) --quick        3 s, 1 round, 1 s warm-up
 //   --only <list>    runs to do, comma separated: haproxy, switchboard-1, switchboard-2, nginx, direct,
-//                    node, pipe, ws, switchboard-redis, switchboard-ratelimit-local, switchboard-ratelimit-redis
+//                    node, pipe, http-floor, ws, switchboard-redis, switchboard-ratelimit-local, switchboard-ratelimit-redis
 //                    (default: all but the last three; they come with --shared)
 //   --shared         also measure what each shared option costs, each beside HAProxy runs and compared
 //                    with switchboard-1 ("cost of shared options"); all single process, same backends:
@@ -61,6 +61,7 @@ const RUNS = {
   direct: { name: 'direct to a backend' },
   node: { name: 'node:http + undici Pool' },
   pipe: { name: 'node:net pipe, no HTTP (the floor of a Node proxy)' },
+  'http-floor': { name: 'minimal HTTP proxy in Node (the floor of an HTTP proxy)' },
   // --shared: one shared option each, single process, compared with switchboard-1. `redis` needs the
   // bench's redis-server (REDIS_URL); `config` is written to a YAML file passed with --config-file (a
   // `proxy:` section turns the proxy on; the backends still come from --backends).
@@ -497,7 +498,7 @@ async function bench() {
   log(`${rounds} round(s) of ${duration} s per run (+${warmup} s warm-up), wrk -t1 -c${CONNECTIONS}`);
 
   const ports = {};
-  for (const k of ['b1', 'b2', 'haproxy', 'haproxyWs', 'nginx', 'node', 'pipe', 'echo', 'sb1', 'sb1api', 'sb2', 'sb2api', 'sbws', 'sbwsapi', 'redis', ...SHARED.flatMap((s) => [s, `${s}-api`])]) ports[k] = await freePort();
+  for (const k of ['b1', 'b2', 'haproxy', 'haproxyWs', 'nginx', 'node', 'pipe', 'httpFloor', 'echo', 'sb1', 'sb1api', 'sb2', 'sb2api', 'sbws', 'sbwsapi', 'redis', ...SHARED.flatMap((s) => [s, `${s}-api`])]) ports[k] = await freePort();
   const backends = [ports.b1, ports.b2];
 
   // The processes under test; their CPU is read from /proc around each run.
@@ -529,6 +530,10 @@ async function bench() {
   if (wanted('pipe')) {
     log(`starting the node:net pipe (no HTTP) on ${ports.pipe}`);
     procs.pipe = spawnTracked('pipe-proxy', process.execPath, ['-e', pipeProxyScript], { PORT: String(ports.pipe), BACKENDS: backends.join(',') });
+  }
+  if (wanted('http-floor')) {
+    log(`starting the minimal HTTP proxy (bench/http-floor-proxy.mjs) on ${ports.httpFloor}`);
+    procs['http-floor'] = spawnTracked('http-floor', process.execPath, ['bench/http-floor-proxy.mjs'], { PORT: String(ports.httpFloor), BACKENDS: backends.join(',') });
   }
   if (wanted('node')) {
     log(`starting the node:http + undici proxy on ${ports.node}`);
@@ -594,6 +599,7 @@ async function bench() {
     nginx: `http://127.0.0.1:${ports.nginx}/`,
     node: `http://127.0.0.1:${ports.node}/`,
     pipe: `http://127.0.0.1:${ports.pipe}/`,
+    'http-floor': `http://127.0.0.1:${ports.httpFloor}/`,
     'switchboard-1': `http://127.0.0.1:${ports.sb1}/`,
     'switchboard-2': `http://127.0.0.1:${ports.sb2}/`,
     'switchboard-ws': `http://127.0.0.1:${ports.sbws}/`,
@@ -623,8 +629,10 @@ async function bench() {
   const sbAvail = (k) => wanted(k) && procs[k];
   const order = [];
   if (wanted('haproxy')) order.push('haproxy');
-  // The pipe too: it is the anchor Switchboard's number is read against, so it gets HAProxy on both sides.
-  for (const k of ['switchboard-1', 'pipe', 'switchboard-2', ...SHARED]) if (k === 'pipe' ? wanted(k) : sbAvail(k)) order.push(k, ...(wanted('haproxy') ? ['haproxy'] : []));
+  // The pipe and the HTTP floor too: they are the anchors Switchboard's number is read against, so
+  // they get HAProxy on both sides.
+  const anchor = (k) => k === 'pipe' || k === 'http-floor';
+  for (const k of ['switchboard-1', 'pipe', 'http-floor', 'switchboard-2', ...SHARED]) if (anchor(k) ? wanted(k) : sbAvail(k)) order.push(k, ...(wanted('haproxy') ? ['haproxy'] : []));
   for (const k of ['nginx', 'direct', 'node']) if (wanted(k)) order.push(k);
   const urlOf = (k) => readyUrl[k];
 
@@ -802,6 +810,15 @@ async function bench() {
     if (s) verdict(s.errors === 0, `${s.name}: ${s.errors} socket errors / non-2xx (target 0)`);
   }
   for (const s of summary.filter((x) => !RUNS[x.key].switchboard)) if (s.errors) verdict(false, `${s.name}: ${s.errors} socket errors / non-2xx`);
+  // The anchors the target is read against: what Node reaches with no HTTP at all, and with HTTP and
+  // nothing else (informative: they say where the floor is on this machine today).
+  for (const s of summary.filter((x) => x.key === 'pipe' || x.key === 'http-floor')) {
+    const sb = summary.find((x) => x.key === 'switchboard-1');
+    console.log(
+      `ANCHOR: ${s.name}: req/s ${ratio(s.rpsRatio)} HAProxy's at ${fmt(s.proxyCpuUsPerRequest, 1)} CPU µs/request` +
+        (sb ? `; Switchboard, 1 process: ${ratio(sb.rpsRatio)} at ${fmt(sb.proxyCpuUsPerRequest, 1)} µs (${fmt(sb.proxyCpuUsPerRequest - s.proxyCpuUsPerRequest, 1)} µs more)` : ''),
+    );
+  }
 
   // WebSocket messages relayed: direct, through HAProxy, through Switchboard; HAProxy alternated.
   let ws;
