@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { HEALTH_PATH_PATTERN } from '../config/schema.js';
 import { freeUnits, usedUnits } from '../core/capacity.js';
+import { readWhy, whyText } from '../core/explain.js';
 import type { Placement, Server } from '../core/model.js';
 
 /** Identifiers travel in URLs and Redis keys: a safe, bounded alphabet. */
@@ -127,6 +128,36 @@ export const ServerView = Type.Object({
   lastHeartbeat: Timestamp,
 });
 
+const Count = Type.Integer({ minimum: 1 });
+
+/** core/explain.ts's PlacementWhy: why a placement went to its server. */
+export const PlacementWhyView = Type.Object(
+  {
+    policy: Type.String({ description: 'The policy used, by its config name.' }),
+    servers: Type.Integer({ minimum: 0, description: 'Servers in the pool, in the view the choice was made from.' }),
+    eligible: Type.Integer({ minimum: 0, description: 'Of them, how many could take it (placeable, room for the units, not excluded).' }),
+    skipped: Type.Optional(
+      Type.Object(
+        { unhealthy: Type.Optional(Count), draining: Type.Optional(Count), full: Type.Optional(Count), excluded: Type.Optional(Count) },
+        { description: 'Why the others could not (draining: drain or maint); absent when none.' },
+      ),
+    ),
+    region: Type.Optional(
+      Type.Object(
+        { wanted: Type.String(), local: Type.Boolean({ description: 'false: no server in that region could take it, so any region did.' }) },
+        { description: 'Only when a region was asked for.' },
+      ),
+    ),
+    ranked: Type.Optional(
+      Type.Array(Type.Object({ id: Type.String(), free: Type.Number(), capacity: Type.Number() }), {
+        maxItems: 3,
+        description: "The policy's first candidates, best first, with their free units and capacity then.",
+      }),
+    ),
+  },
+  { description: 'Why the placement went to its server; absent on placements made before Switchboard recorded it.' },
+);
+
 export const RoomView = Type.Object({
   roomId: Type.String(),
   serverId: Type.String(),
@@ -137,6 +168,8 @@ export const RoomView = Type.Object({
   eventNotificationUri: Type.Optional(Type.String()),
   createdAt: Timestamp,
   answer: Type.Optional(RoomAnswer),
+  why: Type.Optional(PlacementWhyView),
+  whyText: Type.Optional(Type.String({ description: 'The same in one line, e.g. "most-free-capacity: ranked 1st of 3 eligible (of 4; 1 draining skipped), 60 of 100 units free".' })),
 });
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -187,5 +220,10 @@ export function roomView(p: Placement): Static<typeof RoomView> {
   if (typeof p.attributes.region === 'string') view.region = p.attributes.region;
   if (p.notifyUri !== undefined) view.eventNotificationUri = p.notifyUri;
   if (p.data !== undefined) view.answer = p.data;
+  const why = readWhy(p.why);
+  if (why) {
+    view.why = why;
+    view.whyText = whyText(why, p.serverId);
+  }
   return view;
 }

@@ -3,6 +3,8 @@
  * every store, pool, policy and transport speaks these types.
  */
 
+import type { PlacementWhy } from './explain.js';
+
 /** What a server is for; each kind is balanced by its own pool. */
 export type ServerKind = 'sfu' | 'turn' | 'origin' | 'http';
 
@@ -116,6 +118,11 @@ export interface Placement {
   data?: Record<string, unknown>;
   /** Request attributes kept for display and re-placement (region, maxPeerCount, ...). */
   attributes: Record<string, number | string | boolean>;
+  /**
+   * Why this server was chosen (core/explain.ts), as the store saw the pool then. Absent on
+   * placements written by versions before it.
+   */
+  why?: PlacementWhy;
 }
 
 /** Why placements were released without their owner asking. */

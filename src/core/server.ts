@@ -1,4 +1,5 @@
 import { initialHealth } from './health.js';
+import type { PlacementWhy } from './explain.js';
 import type { Placement, Server, ServerRegistration } from './model.js';
 
 /** The server record a registration creates. Pure: the caller supplies the time and the epoch. */
@@ -25,11 +26,12 @@ export function newServer(reg: ServerRegistration, now: number, epoch: string): 
   return server;
 }
 
-/** A placement record for a reservation on `server`. */
+/** A placement record for a reservation on `server`; `why` is the store's explanation of the choice. */
 export function newPlacement(
   server: Pick<Server, 'id' | 'epoch'>,
   request: { placementId: string; units: number; notifyUri?: string; attributes?: Placement['attributes']; now: number; owner?: string; pendingTtlMs?: number },
   attempt: string,
+  why?: PlacementWhy,
 ): Placement {
   const placement: Placement = {
     id: request.placementId,
@@ -44,6 +46,7 @@ export function newPlacement(
   if (request.owner !== undefined) placement.owner = request.owner;
   if (request.pendingTtlMs !== undefined) placement.deadline = request.now + request.pendingTtlMs;
   if (request.notifyUri !== undefined) placement.notifyUri = request.notifyUri;
+  if (why !== undefined) placement.why = why;
   return placement;
 }
 
@@ -64,6 +67,7 @@ export function readyPlacement(pending: Placement, data: Record<string, unknown>
   if (pending.owner !== undefined) ready.owner = pending.owner;
   if (pending.attempt !== undefined) ready.attempt = pending.attempt;
   if (pending.notifyUri !== undefined) ready.notifyUri = pending.notifyUri;
+  if (pending.why !== undefined) ready.why = pending.why;
   return ready;
 }
 

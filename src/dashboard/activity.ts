@@ -1,3 +1,4 @@
+import { readWhy, whyText } from '../core/explain.js';
 import type { Placement, Server } from '../core/model.js';
 import type { StoreEvent } from '../store/store.js';
 import type { ActivityEntry } from './types.js';
@@ -139,7 +140,10 @@ export class ActivityLog {
     const was = this.released.get(key);
     this.released.delete(key);
     const again = was !== undefined && was !== p.serverId ? ` again (was on ${was})` : '';
-    return [this.entry({ pool, serverId: p.serverId, placementId: p.id, kind: 'placed', level: 'info', message: `${noun(pool)} ${p.id} placed on ${p.serverId}${again}` })];
+    // Why it went there, when the placement says (those made by older versions do not).
+    const why = readWhy(p.why);
+    const because = why ? ` — ${whyText(why, p.serverId)}` : '';
+    return [this.entry({ pool, serverId: p.serverId, placementId: p.id, kind: 'placed', level: 'info', message: `${noun(pool)} ${p.id} placed on ${p.serverId}${again}${because}` })];
   }
 
   private noteRelease(serverKey: string, entry: ActivityEntry): void {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { freeUnits } from '../core/capacity.js';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../core/model.js';
-import { policies } from '../core/policies/index.js';
+import { explainSelection, WHY_RANKED } from '../core/explain.js';
+import { rankTop } from '../core/policies/index.js';
 import { isExpired, newPlacement, newServer, readyPlacement } from '../core/server.js';
 import { checkIndexArgs, type ReleaseResult, type ReserveRequest, type ReserveResult, type ServerPatch, type StateStore, type StoreEvent } from './store.js';
 import { PoolViews, type PoolView } from './view.js';
@@ -105,10 +106,13 @@ export class MemoryStore implements StateStore {
     // Selection sees the servers as they will be once an expired placement is reclaimed.
     let servers = [...view.servers.values()];
     if (existing) servers = servers.map((s) => (s.id === existing.serverId ? { ...s, reserved: Math.max(0, s.reserved - existing.units) } : s));
-    const server = policies[request.policy](servers, selection, this.random);
+    // The policy's first few in its order, not just its pick: the first is the pick (rankTop draws
+    // from `random` as the policy would), the others go into the placement's explanation.
+    const ranked = rankTop(request.policy, servers, selection, this.random, WHY_RANKED);
+    const server = ranked[0];
     if (existing) this.removePlacement(pool, view, existing); // expired: released whatever follows
     if (!server || freeUnits(server) < request.units) return { outcome: 'no-capacity' };
-    const placement = newPlacement(server, request, randomUUID());
+    const placement = newPlacement(server, request, randomUUID(), explainSelection(request.policy, servers, selection, ranked));
     view.putPlacement(placement);
     const current = view.servers.get(server.id)!;
     this.replaceServer(pool, view, { ...current, reserved: current.reserved + request.units, rev: current.rev + 1 });

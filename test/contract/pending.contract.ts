@@ -65,6 +65,8 @@ export function pendingContract(name: string, fixture: StoreFixture): void {
       expect((await reserve(store, 'other', 1, t + 50)).outcome).toBe('no-capacity');
       expect(await reserve(store, 'r1', 40, t + 200)).toMatchObject({ outcome: 'reserved', placement: { serverId: 'a' } });
       expect(store.getServer(POOL, 'a')!.reserved).toBe(40);
+      // Its explanation sees the server as the reclaim leaves it: eligible, all 40 units free.
+      expect(store.getPlacement(POOL, 'r1')!.why).toEqual({ policy: 'most-free-capacity', servers: 1, eligible: 1, ranked: [{ id: 'a', free: 40, capacity: 40 }] });
     });
 
     it('releases an expired placement even when nothing can take it again', async () => {

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { freeUnits, usedUnits } from '../../src/core/capacity.js';
-import type { ServerRegistration } from '../../src/core/model.js';
+import { whyText } from '../../src/core/explain.js';
+import type { Placement, ServerRegistration } from '../../src/core/model.js';
 import type { StateStore } from '../../src/store/store.js';
 
 /**
@@ -107,6 +108,89 @@ export function storeContract(name: string, fixture: StoreFixture): void {
       expect(await reserve(store, 'r1', 60, { region: 'eu' })).toMatchObject({ placement: { serverId: 'eu' } });
       expect(await reserve(store, 'r2', 60, { region: 'eu' })).toMatchObject({ placement: { serverId: 'us' } });
       expect(await reserve(store, 'r3', 10, { region: 'mars' })).toMatchObject({ placement: { serverId: 'us' } });
+    });
+
+    for (const policy of ['most-free-capacity', 'random', 'power-of-two-choices'] as const) {
+      it(`explains a placement (${policy}): eligible, why the others were skipped, the ranked candidates; kept through confirm and reload`, async () => {
+        const store = await fixture.open();
+        await store.registerServer(POOL, reg('ok', 100), now());
+        await store.registerServer(POOL, reg('drained', 1000), now());
+        const { server: sick } = await store.registerServer(POOL, reg('sick', 1000), now());
+        await store.registerServer(POOL, reg('small', 5), now());
+        await store.setAdminState(POOL, 'drained', 'drain');
+        await store.recordHealth(POOL, 'sick', sick.epoch, { ...sick.health, status: 'unhealthy', failures: 1 });
+        const r = await reserve(store, 'r1', 10, { policy });
+        expect(r.outcome).toBe('reserved');
+        const { placement } = r as { placement: Placement };
+        const expected = { policy, servers: 4, eligible: 1, skipped: { draining: 1, unhealthy: 1, full: 1 }, ranked: [{ id: 'ok', free: 100, capacity: 100 }] };
+        expect(placement.serverId).toBe('ok');
+        expect(placement.why).toEqual(expected);
+        expect(placement.why!.ranked![0]!.id).toBe(placement.serverId);
+        expect(whyText(placement.why!, placement.serverId)).toBe(`${policy}: ranked 1st of 1 eligible (of 4; 1 draining, 1 unhealthy, 1 full skipped), 100 of 100 units free`);
+        expect(store.getPlacement(POOL, 'r1')!.why).toEqual(expected);
+        expect(store.listPlacements(POOL).map((p) => p.why)).toEqual([expected]);
+        const ready = await store.confirm(POOL, 'r1', 'ok', { wsUrl: 'ws://x' }, placement.attempt, placement);
+        expect(ready!.why).toEqual(expected);
+        expect(store.getPlacement(POOL, 'r1')!.why).toEqual(expected);
+        const late = await fixture.peer(store);
+        expect(late.getPlacement(POOL, 'r1')!.why).toEqual(expected);
+        expect(late.listPlacements(POOL, 'ok').map((p) => p.why)).toEqual([expected]);
+        // Asked for again: the existing placement, with the explanation of when it was made.
+        expect(await reserve(store, 'r1', 10, { policy })).toMatchObject({ outcome: 'existing', placement: { why: expected } });
+      });
+    }
+
+    it('explains the region: local when a server there could take it, any region otherwise', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('eu', 100, { region: 'eu' }), now());
+      await store.registerServer(POOL, reg('us', 1000, { region: 'us' }), now());
+      const local = await reserve(store, 'r1', 60, { region: 'eu' });
+      expect(local).toMatchObject({ placement: { serverId: 'eu' } });
+      expect((local as { placement: Placement }).placement.why).toEqual({
+        policy: 'most-free-capacity',
+        servers: 2,
+        eligible: 2,
+        region: { wanted: 'eu', local: true },
+        ranked: [
+          { id: 'eu', free: 100, capacity: 100 },
+          { id: 'us', free: 1000, capacity: 1000 },
+        ],
+      });
+      // eu has 40 left: no server in eu can take 60, any region does.
+      const away = await reserve(store, 'r2', 60, { region: 'eu' });
+      expect(away).toMatchObject({ placement: { serverId: 'us' } });
+      const expected = { policy: 'most-free-capacity', servers: 2, eligible: 1, skipped: { full: 1 }, region: { wanted: 'eu', local: false }, ranked: [{ id: 'us', free: 1000, capacity: 1000 }] };
+      expect((away as { placement: Placement }).placement.why).toEqual(expected);
+      expect(store.getPlacement(POOL, 'r2')!.why).toEqual(expected);
+      expect((await fixture.peer(store)).getPlacement(POOL, 'r2')!.why).toEqual(expected);
+      expect(whyText(store.getPlacement(POOL, 'r2')!.why!, 'us')).toMatch(/, none in region eu could take it, so any region$/);
+      expect(await reserve(store, 'r3', 10, { region: 'mars' })).toMatchObject({ placement: { serverId: 'us', why: { region: { wanted: 'mars', local: false } } } });
+    });
+
+    it('leaves out what it has nothing to say about: no empty skipped, region or ranked come back', async () => {
+      const store = await fixture.open();
+      await store.registerServer(POOL, reg('a', 100), now());
+      await store.registerServer(POOL, reg('b', 50), now());
+      const r = (await reserve(store, 'r1', 10)) as { placement: Placement };
+      const expected = {
+        policy: 'most-free-capacity',
+        servers: 2,
+        eligible: 2,
+        ranked: [
+          { id: 'a', free: 100, capacity: 100 },
+          { id: 'b', free: 50, capacity: 50 },
+        ],
+      };
+      const late = await fixture.peer(store);
+      for (const p of [r.placement, store.getPlacement(POOL, 'r1')!, late.getPlacement(POOL, 'r1')!]) {
+        expect(p.serverId).toBe('a');
+        expect(p.why).toEqual(expected);
+        expect(Object.keys(p.why!).sort()).toEqual(['eligible', 'policy', 'ranked', 'servers']);
+      }
+      // A server the caller excluded counts as excluded, nothing else.
+      const other = (await reserve(store, 'r2', 10, { exclude: ['a'] })) as { placement: Placement };
+      expect(other.placement).toMatchObject({ serverId: 'b', why: { servers: 2, eligible: 1, skipped: { excluded: 1 }, ranked: [{ id: 'b', free: 50, capacity: 50 }] } });
+      expect(Object.keys(other.placement.why!.skipped!)).toEqual(['excluded']);
     });
 
     it('counts reported load as max(reserved, reported)', async () => {

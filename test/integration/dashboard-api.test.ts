@@ -83,7 +83,8 @@ describe('dashboard API, no token', () => {
     const mine = body.entries.filter((e: Json) => e.serverId === 'sfu-a').map((e: Json) => e.message);
     expect(mine).toEqual([
       'sfu-a registered in rooms in eu, capacity 500',
-      'room room-1 placed on sfu-a',
+      // The placement says why it went there (core/explain.ts): sfu-a was the only server.
+      'room room-1 placed on sfu-a — most-free-capacity: ranked 1st of 1 eligible (of 1), 500 of 500 units free',
       'sfu-a draining',
       'sfu-a back in service (was drain)',
       'room room-1 lost with sfu-a',

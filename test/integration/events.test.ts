@@ -262,7 +262,8 @@ describe('GET /events on instances sharing one Redis', () => {
     const log = (await api(a, 'GET', '/activity')).body.entries.filter((e: Json) => e.serverId === 'remote-sfu').map((e: Json) => e.message);
     expect(log).toEqual([
       'remote-sfu registered in rooms in us, capacity 1000',
-      'room remote-room placed on remote-sfu',
+      // With why it went there, as instance B explained it: through Redis and back.
+      'room remote-room placed on remote-sfu — most-free-capacity: ranked 1st of 1 eligible (of 1), 1000 of 1000 units free',
       'remote-sfu draining',
       'room remote-room lost with remote-sfu',
       'remote-sfu removed from rooms',

@@ -72,6 +72,47 @@ describe('rooms on SFUs (seed 000 API)', () => {
     });
   });
 
+  it('tells why a room went to its server: GET /rooms/:roomId has why and whyText', async () => {
+    const sb = await switchboard();
+    const [a, b, c, bad] = [await sfu(), await sfu(), await sfu(), await sfu()];
+    bad.setRoomMode('fail500');
+    await sb.call('POST', '/register', { serverId: 'a', serviceUrl: a.url, workers: 1, region: 'eu' });
+    await sb.call('POST', '/register', { serverId: 'b', serviceUrl: b.url, workers: 2, region: 'us' });
+    await sb.call('POST', '/register', { serverId: 'c', serviceUrl: c.url, workers: 4, region: 'eu' });
+    await sb.call('POST', '/register', { serverId: 'bad', serviceUrl: bad.url, workers: 3, region: 'eu' });
+    expect((await sb.call('POST', '/servers/c/drain')).status).toBe(200);
+
+    // eu: c is drained, bad (most free) fails the creation, so the second attempt excludes it.
+    expect((await sb.call('POST', '/rooms/why-1', { region: 'eu', maxPeerCount: 3 })).status).toBe(200);
+    expect(bad.calls).toBe(1);
+    const one = await sb.call('GET', '/rooms/why-1');
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ roomId: 'why-1', serverId: 'a', state: 'ready' });
+    expect(one.body.why).toEqual({
+      policy: 'most-free-capacity',
+      servers: 4,
+      eligible: 2,
+      skipped: { draining: 1, excluded: 1 },
+      region: { wanted: 'eu', local: true },
+      ranked: [
+        { id: 'a', free: 500, capacity: 500 },
+        { id: 'b', free: 1000, capacity: 1000 },
+      ],
+    });
+    expect(one.body.whyText).toBe('most-free-capacity: ranked 1st of 2 eligible (of 4; 1 draining, 1 excluded skipped), 500 of 500 units free, in region eu');
+
+    // A region nobody serves: any region, and it says so.
+    expect((await sb.call('POST', '/rooms/why-2', { region: 'ap' })).status).toBe(200);
+    const two = await sb.call('GET', '/rooms/why-2');
+    expect(two.body).toMatchObject({ serverId: 'b', why: { region: { wanted: 'ap', local: false }, ranked: [{ id: 'b' }, { id: 'a', free: 488 }] } });
+    expect(two.body.whyText).toBe('most-free-capacity: ranked 1st of 2 eligible (of 4; 1 draining, 1 excluded skipped), 1000 of 1000 units free, none in region ap could take it, so any region');
+
+    // The OpenAPI document describes both fields.
+    const spec = (await sb.call('GET', '/API/json')).body as { paths: Record<string, { get?: { responses: Record<string, { content: Record<string, { schema: { properties: Json } }> }> } }> };
+    const room = spec.paths['/rooms/{roomId}']!.get!.responses['200']!.content['application/json']!.schema.properties;
+    expect(Object.keys(room)).toEqual(expect.arrayContaining(['why', 'whyText']));
+  });
+
   it('returns the same placement for the same roomId, and generates a roomId when none is given', async () => {
     const sb = await switchboard();
     const a = await sfu();

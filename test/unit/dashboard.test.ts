@@ -44,6 +44,22 @@ describe('ActivityLog', () => {
     expect(log.observe({ type: 'placement', pool: 'origins', placement: placement('live/s', 'b') }, lookup)).toMatchObject([{ message: 'stream live/s placed on b' }]);
   });
 
+  it("tells why a placement went where it did, when it says (the store's explanation)", () => {
+    const log = new ActivityLog();
+    const why = { policy: 'most-free-capacity', servers: 3, eligible: 1, skipped: { draining: 1, full: 1 }, ranked: [{ id: 'a', free: 90, capacity: 100 }] };
+    expect(log.observe({ type: 'placement', pool: 'rooms', placement: { ...placement('r1', 'a'), why } })).toMatchObject([
+      { kind: 'placed', message: 'room r1 placed on a — most-free-capacity: ranked 1st of 1 eligible (of 3; 1 draining, 1 full skipped), 90 of 100 units free' },
+    ]);
+    // Placed again elsewhere, on a server the ranking had not seen first (live numbers).
+    log.observe({ type: 'placement-removed', pool: 'rooms', placement: placement('r1', 'a') });
+    expect(log.observe({ type: 'placement', pool: 'origins', placement: { ...placement('live/s', 'o2'), why: { policy: 'random', servers: 2, eligible: 2, ranked: [{ id: 'o1', free: 1e12, capacity: 1e12 }] } } })).toMatchObject([
+      { message: 'stream live/s placed on o2 — random: the ranked candidates had filled up; taken on live numbers (2 eligible of 2)' },
+    ]);
+    expect(log.observe({ type: 'placement', pool: 'rooms', placement: { ...placement('r1', 'b'), why: { ...why, ranked: [{ id: 'b', free: 50, capacity: 60 }] } } })[0]!.message).toBe(
+      'room r1 placed on b again (was on a) — most-free-capacity: ranked 1st of 1 eligible (of 3; 1 draining, 1 full skipped), 50 of 60 units free',
+    );
+  });
+
   it('a baseline (start, resync) is known without being told; the ring keeps its capacity', () => {
     const log = new ActivityLog(3);
     log.baseline('rooms', [server('a')], [placement('r', 'a')]);

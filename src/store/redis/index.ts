@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AdminState, HealthState, LossReason, LostPlacement, Placement, ReportedLoad, Server, ServerRegistration } from '../../core/model.js';
+import { explainSelection, WHY_RANKED } from '../../core/explain.js';
 import { rankTop } from '../../core/policies/index.js';
 import { isExpired, newPlacement, newServer, readyPlacement } from '../../core/server.js';
 import type { ReleaseResult, ReserveRequest, ReserveResult, ServerPatch, StateStore, StoreEvent } from '../store.js';
@@ -190,20 +191,33 @@ export class RedisStore implements StateStore {
   // --- placements ---
 
   async reserve(pool: string, request: ReserveRequest): Promise<ReserveResult> {
-    const template = JSON.stringify(newPlacement({ id: '', epoch: '' }, request, randomUUID()));
     const exclude = request.exclude ?? [];
+    const selection = { units: request.units, region: request.region, exclude: new Set(exclude) };
+    // The servers as the script will see them: an expired placement of this id it reclaims frees
+    // its units first (as the memory store's selection does).
+    let servers = this.listServers(pool);
+    const expired = this.view(pool).placements.get(request.placementId);
+    if (expired && isExpired(expired, request.now)) {
+      servers = servers.map((s) => (s.id === expired.serverId ? { ...s, reserved: Math.max(0, s.reserved - expired.units) } : s));
+    }
     let mode: string[];
+    let ranked: Server[];
     if (request.policy === 'most-free-capacity') {
+      // The script chooses on the live numbers; ranked here, from the view, only to explain it.
+      ranked = rankTop(request.policy, servers, selection, this.random, WHY_RANKED);
       mode = ['most-free', String(exclude.length), ...exclude];
     } else {
       // Policies other than most-free choose here, from the local view, in O(n): their first
       // RANKED_CANDIDATES picks go to the script, which takes the first that is still placeable
       // and fits (so a stale view never over-books) and falls back to most-free over the live
       // numbers when none does (so a stale view never refuses a placement that fits).
-      const selection = { units: request.units, region: request.region, exclude: new Set(exclude) };
-      const order = rankTop(request.policy, this.listServers(pool), selection, this.random, RANKED_CANDIDATES);
-      mode = ['ordered', String(exclude.length), ...exclude, ...order.map((s) => s.id)];
+      ranked = rankTop(request.policy, servers, selection, this.random, RANKED_CANDIDATES);
+      mode = ['ordered', String(exclude.length), ...exclude, ...ranked.map((s) => s.id)];
     }
+    // The explanation travels in the template; the script fills in the server it took, so a choice
+    // on live numbers that differs from the view's ranking shows as such (whyText).
+    const why = explainSelection(request.policy, servers, selection, ranked);
+    const template = JSON.stringify(newPlacement({ id: '', epoch: '' }, request, randomUUID(), why));
     const reply = (await this.run('reserve', pool, [request.placementId, request.units, request.region ?? '', template, ...mode])) as [string, string?, number?, string?];
     if (reply[0] === 'none') {
       if (reply[2]) await this.caughtUp(pool, reply[2]); // an expired placement was released

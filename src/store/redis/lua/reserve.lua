@@ -6,6 +6,9 @@
 -- and falls back to most-free when none does (the caller's view was stale).
 -- An existing placement still pending past its deadline (template.createdAt is now) is reclaimed
 -- first: its units are freed and the placement is made anew.
+-- The template is kept as the caller built it (its `why` included: nested objects and non-empty
+-- arrays survive cjson; callers leave empty ones out, as cjson would turn [] into {}); only
+-- serverId and serverEpoch are filled in here.
 local pid, units, region, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[6]
 local p = decode(ARGV[5])
 if not p then return redis.error_reply('reserve: the placement template is not valid JSON') end
