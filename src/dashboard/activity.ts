@@ -9,6 +9,12 @@ export type { ActivityEntry } from './types.js';
 const NOUN: Record<string, string> = { rooms: 'room', origins: 'stream', turn: 'allocation' };
 const noun = (pool: string) => NOUN[pool] ?? 'sticky key';
 
+/** How long a release may still turn out to be a loss (its server removed right after). */
+const RECENT_MS = 2_000;
+
+/** What most changes mean for the log (shared; never added to). */
+const NOTHING: ActivityEntry[] = [];
+
 interface Known {
   epoch: string;
   health: Server['health']['status'];
@@ -29,8 +35,13 @@ export class ActivityLog {
   /** Recently released placements (`pool\0id` → server), to say "placed again" (bounded). */
   private readonly released = new Map<string, string>();
   private ring: ActivityEntry[] = [];
-  /** Releases of the last moments by `pool\0server`, told again as losses if the server goes. */
-  private readonly recentReleases = new Map<string, ActivityEntry[]>();
+  /**
+   * Releases of the last moments by `pool\0server`, oldest first with their time (ms), told again
+   * as losses if the server goes. In time order, so what is too old is always at the front: each
+   * release costs O(1) amortised, not a scan (a burst of thousands of room-closed calls used to
+   * spend most of the process's CPU here).
+   */
+  private readonly recentReleases = new Map<string, { at: number; entry: ActivityEntry }[]>();
 
   constructor(
     private readonly capacity = 500,
@@ -75,9 +86,9 @@ export class ActivityLog {
         // stream sends them on its next flush), so they are corrected in place.
         const recent = this.recentReleases.get(key);
         this.recentReleases.delete(key);
-        const since = this.now() - 2_000;
-        for (const e of recent ?? []) {
-          if (Date.parse(e.at) < since) continue;
+        const since = this.now() - RECENT_MS;
+        for (const { at, entry: e } of recent ?? []) {
+          if (at < since) continue;
           e.level = 'warn';
           e.message = `${noun(event.pool)} ${e.placementId} lost with ${event.id}`;
         }
@@ -111,6 +122,9 @@ export class ActivityLog {
   private server(pool: string, s: Server): ActivityEntry[] {
     const key = `${pool}\u0000${s.id}`;
     const before = this.servers.get(key);
+    // Most changes are a heartbeat, a load report or units reserved (one per placement made or
+    // released): nothing to tell, and nothing to allocate.
+    if (before && before.epoch === s.epoch && before.health === s.health.status && before.admin === s.adminState) return NOTHING;
     this.servers.set(key, { epoch: s.epoch, health: s.health.status, admin: s.adminState });
     const base = { pool, serverId: s.id };
     if (!before || before.epoch !== s.epoch) {
@@ -147,13 +161,17 @@ export class ActivityLog {
   }
 
   private noteRelease(serverKey: string, entry: ActivityEntry): void {
-    const since = this.now() - 2_000;
-    const kept = (this.recentReleases.get(serverKey) ?? []).filter((e) => Date.parse(e.at) >= since);
-    if (kept.length < 1_000) kept.push(entry);
-    this.recentReleases.set(serverKey, kept);
+    const now = this.now();
+    const since = now - RECENT_MS;
+    let list = this.recentReleases.get(serverKey);
+    if (list === undefined) this.recentReleases.set(serverKey, (list = []));
+    let old = 0;
+    while (old < list.length && list[old]!.at < since) old++;
+    if (old > 0) list.splice(0, old);
+    if (list.length < 1_000) list.push({ at: now, entry });
     // Bounded: servers that released something and stayed are forgotten after the moment passes.
     if (this.recentReleases.size > 1_000) {
-      for (const [k, list] of this.recentReleases) if (!list.some((e) => Date.parse(e.at) >= since)) this.recentReleases.delete(k);
+      for (const [k, l] of this.recentReleases) if (l.length === 0 || l[l.length - 1]!.at < since) this.recentReleases.delete(k);
     }
   }
 

@@ -44,6 +44,27 @@ describe('ActivityLog', () => {
     expect(log.observe({ type: 'placement', pool: 'origins', placement: placement('live/s', 'b') }, lookup)).toMatchObject([{ message: 'stream live/s placed on b' }]);
   });
 
+  it('a server removed right after releases turns its last moments of releases into losses, and only those', () => {
+    let now = Date.UTC(2026, 0, 1);
+    const log = new ActivityLog(5_000, () => now);
+    const servers = new Map([['a', server('a')]]);
+    const lookup = (_pool: string, id: string) => servers.get(id);
+    log.baseline('rooms', [...servers.values()], []);
+    const ids = Array.from({ length: 1_200 }, (_, i) => `r${i}`);
+    for (const id of ids) log.observe({ type: 'placement', pool: 'rooms', placement: placement(id, 'a') }, lookup);
+    // 1,000 closed well before the server goes, 200 in its last second (at most 1,000 are kept per server).
+    const released = ids.map((id, i) => {
+      if (i === 1_000) now += 5_000;
+      return log.observe({ type: 'placement-removed', pool: 'rooms', placement: placement(id, 'a') }, lookup)[0]!;
+    });
+    expect(released.every((e) => e.kind === 'released' && e.level === 'info')).toBe(true);
+    now += 1_000;
+    servers.delete('a');
+    expect(log.observe({ type: 'server-removed', pool: 'rooms', id: 'a' })).toMatchObject([{ kind: 'removed' }]);
+    expect(released.slice(0, 1_000).filter((e) => e.level === 'warn')).toHaveLength(0);
+    expect(released.slice(1_000).every((e) => e.level === 'warn' && e.message === `room ${e.placementId} lost with a`)).toBe(true);
+  });
+
   it("tells why a placement went where it did, when it says (the store's explanation)", () => {
     const log = new ActivityLog();
     const why = { policy: 'most-free-capacity', servers: 3, eligible: 1, skipped: { draining: 1, full: 1 }, ranked: [{ id: 'a', free: 90, capacity: 100 }] };
