@@ -91,7 +91,7 @@ export function createMetrics(store: StateStore, pools: string[]) {
     registers: [registry],
     collect() {
       this.reset();
-      for (const pool of pools) this.set({ pool }, store.listPlacements(pool).length);
+      for (const pool of pools) this.set({ pool }, store.countPlacements(pool));
     },
   });
   new Gauge({

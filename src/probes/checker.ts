@@ -120,7 +120,7 @@ export class HealthChecker {
     }
     // Down by its agent's word alone, the server still answers its probe: its rooms are not lost.
     const down = downSince(health);
-    if (down !== undefined && outcome.at - down >= this.o.lostAfterMs && store.listPlacements(pool, server.id).length > 0) {
+    if (down !== undefined && outcome.at - down >= this.o.lostAfterMs && store.countPlacements(pool, server.id) > 0) {
       const lost = await store.releaseServerPlacements(pool, server.id, server.epoch, 'server-unhealthy');
       if (lost.length > 0) this.o.onLost(lost);
     }

@@ -155,6 +155,10 @@ export class MemoryStore implements StateStore {
     return serverId === undefined ? [...view.placements.values()] : view.placementsOf(serverId);
   }
 
+  countPlacements(pool: string, serverId?: string): number {
+    return this.views.get(pool).countOf(serverId);
+  }
+
   async acquireLeases(pool: string, holder: string, ids: string[], ttlMs: number): Promise<string[]> {
     const now = Date.now();
     const held: string[] = [];

@@ -80,6 +80,8 @@ export interface StateStore {
 
   getPlacement(pool: string, id: string): Placement | undefined;
   listPlacements(pool: string, serverId?: string): Placement[];
+  /** `listPlacements(pool, serverId).length` without making the list (O(1)). */
+  countPlacements(pool: string, serverId?: string): number;
 
   // --- coordination ---
   /**

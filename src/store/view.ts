@@ -42,6 +42,11 @@ export class PoolView {
     return [...ids].map((id) => this.placements.get(id)).filter((p): p is Placement => p !== undefined);
   }
 
+  /** How many placements (all, or `serverId`'s): O(1), for counts shown on every change. */
+  countOf(serverId?: string): number {
+    return serverId === undefined ? this.placements.size : (this.byServer.get(serverId)?.size ?? 0);
+  }
+
   clear(): void {
     this.servers.clear();
     this.placements.clear();

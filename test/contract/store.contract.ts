@@ -368,7 +368,7 @@ export function storeContract(name: string, fixture: StoreFixture): void {
       expect(await other.acquireLeases(POOL, 'two', ['a'], 300)).toEqual(['a']);
     });
 
-    it('keeps reserved equal to the sum of placements under any sequence of operations', async () => {
+    it('keeps reserved equal to the sum of placements, and the counts equal to the lists, under any sequence of operations', async () => {
       const op = fc.oneof(
         fc.record({ t: fc.constant('reserve' as const), id: fc.integer({ min: 0, max: 15 }), units: fc.integer({ min: 1, max: 40 }) }),
         fc.record({ t: fc.constant('release' as const), id: fc.integer({ min: 0, max: 15 }) }),
@@ -398,8 +398,11 @@ export function storeContract(name: string, fixture: StoreFixture): void {
             for (const s of store.listServers(POOL)) {
               const sum = store.listPlacements(POOL, s.id).reduce((n, p) => n + p.units, 0);
               expect(s.reserved).toBe(sum);
+              expect(store.countPlacements(POOL, s.id)).toBe(store.listPlacements(POOL, s.id).length);
             }
             for (const p of store.listPlacements(POOL)) expect(store.getServer(POOL, p.serverId)).toBeDefined();
+            expect(store.countPlacements(POOL)).toBe(store.listPlacements(POOL).length);
+            expect(store.countPlacements(POOL, 'never-registered')).toBe(0);
           }
         }),
         { numRuns: 40 },

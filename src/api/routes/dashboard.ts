@@ -102,7 +102,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<{ store: StateStore; act
     if (!ops) throw new AppError(404, 'unknown_pool', `pool: no pool ${pool}; pools: ${admin.pools.join(', ')}`, { field: 'pool', reason: 'unknown pool' });
     return ops;
   };
-  const count = (pool: string, id: string) => store.listPlacements(pool, id).length;
+  const count = (pool: string, id: string) => store.countPlacements(pool, id);
   // The buttons' routes act on a bare POST/DELETE: a page on another site must not be able to
   // press them through an operator's browser (CSRF; with no token configured nothing else would
   // stop it). Browsers send Origin with every cross-origin POST and DELETE; scripts send none.

@@ -228,7 +228,7 @@ export class EventHub {
     switch (event.type) {
       case 'server': {
         const current = this.store.getServer(event.pool, event.server.id) ?? event.server;
-        return this.frame(id, 'server', { pool: event.pool, server: serverView(current, this.store.listPlacements(event.pool, current.id).length) });
+        return this.frame(id, 'server', { pool: event.pool, server: serverView(current, this.store.countPlacements(event.pool, current.id)) });
       }
       case 'server-removed':
         return this.frame(id, 'server-removed', { pool: event.pool, serverId: event.id });

@@ -23,7 +23,7 @@ void _sameShape;
 
 /** One pool at a glance, from the store's local view (no I/O). */
 export function poolSummary(store: StateStore, pool: string): PoolSummary {
-  const summary: PoolSummary = { pool, servers: 0, healthy: 0, placeable: 0, capacity: 0, used: 0, free: 0, placements: store.listPlacements(pool).length };
+  const summary: PoolSummary = { pool, servers: 0, healthy: 0, placeable: 0, capacity: 0, used: 0, free: 0, placements: store.countPlacements(pool) };
   for (const s of store.listServers(pool)) {
     summary.servers++;
     if (s.health.status === 'healthy') summary.healthy++;

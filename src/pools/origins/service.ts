@@ -121,7 +121,7 @@ export class OriginService {
   }
 
   placements(serverId: string): number {
-    return this.d.store.listPlacements(ORIGINS_POOL, serverId).length;
+    return this.d.store.countPlacements(ORIGINS_POOL, serverId);
   }
 
   /**

@@ -216,7 +216,7 @@ export class RoomService {
   }
 
   roomCount(serverId: string): number {
-    return this.d.store.listPlacements(ROOMS_POOL, serverId).length;
+    return this.d.store.countPlacements(ROOMS_POOL, serverId);
   }
 
   getRoom(roomId: string): Placement {

@@ -280,6 +280,10 @@ export class RedisStore implements StateStore {
     return serverId === undefined ? [...view.placements.values()] : view.placementsOf(serverId);
   }
 
+  countPlacements(pool: string, serverId?: string): number {
+    return this.view(pool).countOf(serverId);
+  }
+
   async acquireLeases(pool: string, holder: string, ids: string[], ttlMs: number): Promise<string[]> {
     if (ids.length === 0) return [];
     return (await this.run('leases', pool, [holder, Math.max(1, Math.round(ttlMs)), ...ids])) as string[];
