@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { HEALTH_PATH_PATTERN } from '../config/schema.js';
 import { freeUnits, usedUnits } from '../core/capacity.js';
-import { readWhy, whyText } from '../core/explain.js';
+import { readWhy, whyText, type PlacementWhy } from '../core/explain.js';
 import type { Placement, Server } from '../core/model.js';
 
 /** Identifiers travel in URLs and Redis keys: a safe, bounded alphabet. */
@@ -172,7 +172,27 @@ export const RoomView = Type.Object({
   whyText: Type.Optional(Type.String({ description: 'The same in one line, e.g. "most-free-capacity: ranked 1st of 3 eligible (of 4; 1 draining skipped), 60 of 100 units free".' })),
 });
 
+/** Where a stream is (seed 003's origin mapping): `GET /origins/streams`. */
+export const StreamView = Type.Object({
+  stream: Type.String({ description: 'The stream key, `vhost/app/stream` (`__defaultVhost__` when the client named no virtual host).' }),
+  origin: Type.String({ description: 'The origin (server id) the stream is mapped to: its publisher and every player go there.' }),
+  state: Type.String({ description: 'pending while being mapped, then ready.' }),
+  createdAt: Timestamp,
+  why: Type.Optional(PlacementWhyView),
+  whyText: Type.Optional(Type.String()),
+});
+
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A placement's explanation as a view shows it (both fields, or neither for older placements). */
+function explained(p: Placement): { why?: PlacementWhy; whyText?: string } {
+  const why = readWhy(p.why);
+  return why ? { why, whyText: whyText(why, p.serverId) } : {};
+}
+
+export function streamView(p: Placement): Static<typeof StreamView> {
+  return { stream: p.id, origin: p.serverId, state: p.state, createdAt: iso(p.createdAt), ...explained(p) };
+}
 
 /** Servers in a stable order (by id) for listings. */
 export function sortById<T extends { id: string }>(list: T[]): T[] {
@@ -220,10 +240,5 @@ export function roomView(p: Placement): Static<typeof RoomView> {
   if (typeof p.attributes.region === 'string') view.region = p.attributes.region;
   if (p.notifyUri !== undefined) view.eventNotificationUri = p.notifyUri;
   if (p.data !== undefined) view.answer = p.data;
-  const why = readWhy(p.why);
-  if (why) {
-    view.why = why;
-    view.whyText = whyText(why, p.serverId);
-  }
-  return view;
+  return { ...view, ...explained(p) };
 }

@@ -64,6 +64,10 @@ const routes: { method: 'GET' | 'POST' | 'DELETE'; path: (id: string) => string 
   { method: 'DELETE', path: (id) => `/pools/${id}/servers/${id}` },
   { method: 'GET', path: (id) => `/activity?limit=${id}` },
   { method: 'GET', path: () => '/stats/history' },
+  // Which origin holds each stream: the list's filters and one stream by any key.
+  { method: 'GET', path: (id) => `/origins/streams?origin=${id}&limit=${id}` },
+  { method: 'GET', path: (id) => `/origins/streams/${id}` },
+  { method: 'GET', path: (id) => `/origins/streams/__defaultVhost__/${id}/${id}` },
 ];
 
 const lone = fc.constantFrom('\ud800', '\udfff', 'eu-\udc00', '\ud83d', 'x\ud83dy');

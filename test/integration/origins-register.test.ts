@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { ORIGINS_POOL } from '../../src/pools/origins/service.js';
+import { streamKey } from '../../src/pools/origins/stream-key.js';
 import { startSwitchboard, type Switchboard } from '../../src/switchboard.js';
 import { until } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
@@ -183,6 +184,67 @@ describe('POST /api/v1/srs/register (memory store)', () => {
     expect(badPort.body.field).toBe('body.rtmp[0]');
     expect((await http(sb.url, 'DELETE', '/origins/servers/nginx-1')).status).toBe(200);
     expect((await http(sb.url, 'DELETE', '/origins/servers/nginx-1')).status).toBe(404);
+  });
+});
+
+describe('GET /origins/streams: which origin holds each stream (srs#4646)', () => {
+  let sb: Switchboard;
+  beforeAll(async () => {
+    sb = await instance();
+    for (const [id, port] of [['o-1', 19401], ['o-2', 19402]] as const) {
+      const res = await http(sb.url, 'POST', '/origins/register', { serverId: id, host: '127.0.0.1', listen: { rtmp: [port], http: [port + 100] } });
+      expect(res.status).toBe(200);
+    }
+  });
+  afterAll(async () => {
+    await sb?.close();
+  });
+
+  it('lists every mapped stream in key order with its origin and why; one origin; one stream by its key; bad input', async () => {
+    const keys = Array.from({ length: 12 }, (_, i) => streamKey(undefined, 'live', `cam${String(i).padStart(2, '0')}`));
+    const mapped = new Map<string, string>();
+    for (const key of keys) mapped.set(key, (await sb.streams.locate(key, 'publish')).id);
+    expect(new Set(mapped.values()).size).toBe(2); // twelve random picks over two origins
+
+    const all = await http(sb.url, 'GET', '/origins/streams');
+    expect(all.status).toBe(200);
+    expect(all.body.total).toBe(12);
+    const listed = all.body.streams as Json[];
+    expect(listed.map((s) => s.stream)).toEqual([...keys].sort());
+    for (const s of listed) {
+      expect(s).toMatchObject({ origin: mapped.get(s.stream as string), state: 'ready' });
+      expect(s.why).toMatchObject({ policy: 'random', servers: 2, eligible: 2 });
+      expect(s.whyText).toMatch(/^random: ranked (1st|2nd) of 2 eligible \(of 2\)$/);
+    }
+
+    const one = await http(sb.url, 'GET', '/origins/streams?origin=o-2&limit=3');
+    expect(one.status, JSON.stringify(one.body)).toBe(200);
+    const onO2 = [...mapped.values()].filter((o) => o === 'o-2').length;
+    expect(one.body.total).toBe(onO2);
+    expect(one.body.streams as Json[]).toHaveLength(Math.min(3, onO2));
+    expect((one.body.streams as Json[]).every((s) => s.origin === 'o-2')).toBe(true);
+
+    const key = keys[3]!;
+    const single = await http(sb.url, 'GET', `/origins/streams/${key}`);
+    expect(single.status).toBe(200);
+    expect(single.body).toMatchObject({ stream: key, origin: mapped.get(key), state: 'ready' });
+
+    const missing = await http(sb.url, 'GET', '/origins/streams/__defaultVhost__/live/nobody');
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({ error: 'not_found', field: 'stream' });
+    const unknown = await http(sb.url, 'GET', '/origins/streams?origin=o-9');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ error: 'unknown_server', field: 'origin' });
+    for (const q of ['limit=0', 'limit=10001', 'limit=x', 'origin=a%20b']) {
+      const bad = await http(sb.url, 'GET', `/origins/streams?${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.body.field, q).toBeDefined();
+    }
+
+    // An unpublish removes it from the list.
+    await sb.streams.forget(key);
+    expect((await http(sb.url, 'GET', `/origins/streams/${key}`)).status).toBe(404);
+    expect((await http(sb.url, 'GET', '/origins/streams')).body.total).toBe(11);
   });
 });
 

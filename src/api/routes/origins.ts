@@ -4,7 +4,7 @@ import { AppError } from '../../errors.js';
 import type { OriginService } from '../../pools/origins/service.js';
 import { ORIGIN_PROTOCOLS, SrsBodyError, checkListenList, parseListen, parseSrsRegister, type OriginProtocol, type OriginRegistration } from '../../pools/origins/srs.js';
 import type { NetworkPolicy } from '../../security/network-policy.js';
-import { ErrorBody, Id, IdParams, ServerView, serverView, sortById } from '../schemas.js';
+import { ErrorBody, Id, IdParams, ServerView, serverView, sortById, StreamView, streamView } from '../schemas.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody };
 const Host = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_-]+$' });
@@ -152,6 +152,47 @@ export const originRoutes: FastifyPluginAsyncTypebox<{ origins: OriginService; n
     '/origins/servers',
     { schema: { tags: ['origins'], summary: 'All streaming origins', response: { 200: Type.Object({ servers: Type.Array(ServerView) }) } } },
     async () => ({ servers: sortById(origins.listServers()).map((s) => serverView(s, origins.placements(s.id))) }),
+  );
+
+  app.get(
+    '/origins/streams',
+    {
+      schema: {
+        tags: ['origins'],
+        summary: 'Which origin holds each stream (all, or one origin’s), in key order',
+        querystring: Type.Object({
+          origin: Type.Optional(Id('Only the streams of this origin (server id).')),
+          // Query strings are not coerced (the API's validator is strict): the range as a pattern.
+          limit: Type.Optional(Type.String({ pattern: '^(10000|[1-9][0-9]{0,3})$', description: 'At most this many streams, 1 to 10000 (default 1000), the first in key order; `total` counts them all.' })),
+        }),
+        response: { 200: Type.Object({ total: Type.Integer(), streams: Type.Array(StreamView) }), ...errors },
+      },
+    },
+    async (req) => {
+      const { origin } = req.query;
+      const limit = req.query.limit === undefined ? 1_000 : Number(req.query.limit);
+      if (origin !== undefined && !origins.listServers().some((s) => s.id === origin)) throw new AppError(404, 'unknown_server', `origin "${origin}" is not registered`, { field: 'origin', reason: 'not registered' });
+      const all = origins.listStreams(origin).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      return { total: all.length, streams: all.slice(0, limit).map(streamView) };
+    },
+  );
+
+  app.get(
+    '/origins/streams/*',
+    {
+      schema: {
+        tags: ['origins'],
+        summary: 'Where one stream is: `/origins/streams/{vhost}/{app}/{stream}`',
+        params: Type.Object({ '*': Type.String({ minLength: 1, maxLength: 1024 }) }),
+        response: { 200: StreamView, ...errors },
+      },
+    },
+    async (req) => {
+      const key = req.params['*'];
+      const p = origins.getStream(key);
+      if (!p) throw new AppError(404, 'not_found', `stream "${key}" is not mapped to any origin`, { field: 'stream', reason: 'not mapped' });
+      return streamView(p);
+    },
   );
 
   app.delete(

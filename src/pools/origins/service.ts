@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
-import type { ReportedLoad, Server } from '../../core/model.js';
+import type { Placement, ReportedLoad, Server } from '../../core/model.js';
 import { AppError, notFound } from '../../errors.js';
 import type { StateStore } from '../../store/store.js';
 import { aliveHealth, originEndpoints, type OriginRegistration } from './srs.js';
@@ -118,6 +118,16 @@ export class OriginService {
 
   listServers(): Server[] {
     return this.d.store.listServers(ORIGINS_POOL);
+  }
+
+  /** The streams mapped (all, or one origin's), from this instance's view. */
+  listStreams(serverId?: string): Placement[] {
+    return this.d.store.listPlacements(ORIGINS_POOL, serverId);
+  }
+
+  /** One stream's mapping, if any. */
+  getStream(key: string): Placement | undefined {
+    return this.d.store.getPlacement(ORIGINS_POOL, key);
   }
 
   placements(serverId: string): number {
