@@ -196,15 +196,18 @@ export class RedisStore implements StateStore {
     // The servers as the script will see them: an expired placement of this id it reclaims frees
     // its units first (as the memory store's selection does).
     let servers = this.listServers(pool);
-    const expired = this.view(pool).placements.get(request.placementId);
-    if (expired && isExpired(expired, request.now)) {
-      servers = servers.map((s) => (s.id === expired.serverId ? { ...s, reserved: Math.max(0, s.reserved - expired.units) } : s));
-    }
+    const known = this.view(pool).placements.get(request.placementId);
+    const expired = known !== undefined && isExpired(known, request.now);
+    if (expired) servers = servers.map((s) => (s.id === known.serverId ? { ...s, reserved: Math.max(0, s.reserved - known.units) } : s));
+    // A placement the view holds live is almost always answered `existing` (every lookup of a known
+    // stream comes here): no explanation is made for it. Should the view be behind and the script
+    // place it after all, that placement simply carries none (readers take it as absent).
+    const explain = known === undefined || expired;
     let mode: string[];
     let ranked: Server[];
     if (request.policy === 'most-free-capacity') {
       // The script chooses on the live numbers; ranked here, from the view, only to explain it.
-      ranked = rankTop(request.policy, servers, selection, this.random, WHY_RANKED);
+      ranked = explain ? rankTop(request.policy, servers, selection, this.random, WHY_RANKED) : [];
       mode = ['most-free', String(exclude.length), ...exclude];
     } else {
       // Policies other than most-free choose here, from the local view, in O(n): their first
@@ -216,7 +219,7 @@ export class RedisStore implements StateStore {
     }
     // The explanation travels in the template; the script fills in the server it took, so a choice
     // on live numbers that differs from the view's ranking shows as such (whyText).
-    const why = explainSelection(request.policy, servers, selection, ranked);
+    const why = explain ? explainSelection(request.policy, servers, selection, ranked) : undefined;
     const template = JSON.stringify(newPlacement({ id: '', epoch: '' }, request, randomUUID(), why));
     const reply = (await this.run('reserve', pool, [request.placementId, request.units, request.region ?? '', template, ...mode])) as [string, string?, number?, string?];
     if (reply[0] === 'none') {
