@@ -172,7 +172,7 @@ export const originRoutes: FastifyPluginAsyncTypebox<{ origins: OriginService; n
       const { origin } = req.query;
       const limit = req.query.limit === undefined ? 1_000 : Number(req.query.limit);
       if (origin !== undefined && !origins.listServers().some((s) => s.id === origin)) throw new AppError(404, 'unknown_server', `origin "${origin}" is not registered`, { field: 'origin', reason: 'not registered' });
-      const all = origins.listStreams(origin).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const all = sortById(origins.listStreams(origin));
       return { total: all.length, streams: all.slice(0, limit).map(streamView) };
     },
   );
